@@ -1,0 +1,50 @@
+# meshguard.egress developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Python tooling (ansible, ansible-lint, pytest, ...) lives in a cached virtualenv built
+# from tests/requirements.txt; tests/tools/venv.sh creates it on first use.
+VENV := $(shell tests/tools/venv.sh)
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+
+# ansible finds this checkout as the collection meshguard.egress through a symlink tree.
+COLLECTIONS := $(CURDIR)/build/collections
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/meshguard/egress
+
+POLICY ?= examples/baidu.yml
+OUT ?= out/$(basename $(notdir $(POLICY)))
+
+.PHONY: help collection render test test-unit test-schema sanity lint bench-render
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+collection: $(COLLECTION_LINK) ## make this checkout importable as meshguard.egress
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+render: collection ## main job: render POLICY (default: the seed example) to OUT, print the summary
+	ansible-playbook meshguard.egress.render -e @$(POLICY) -e meshguard_egress_render_dir=$(abspath $(OUT))
+
+test: collection test-unit test-schema sanity lint lab-test ## run every test tier (CI runs this)
+
+test-unit: collection ## unit tests: model, validation, builder, module, golden, property tests
+	$(PY) -m pytest -q tests/unit
+
+test-schema: collection ## every example's objects against Istio's own CRD schemas (needs go)
+	$(PY) -m pytest -q tests/schema
+
+sanity: ## ansible-test sanity and units on a copy under ansible_collections/meshguard/egress
+	tests/tools/ansible-test.sh
+
+lint: collection ## ansible-lint (production profile) and yamllint
+	tests/tools/lint.sh
+
+bench-render: collection ## time rendering 10 vs 1,000 rules through the module
+	$(PY) tests/bench/bench_render.py
+
+include tests/lab/lab.mk
