@@ -12,6 +12,9 @@ export PATH := $(VENV)/bin:$(PATH)
 COLLECTIONS := $(CURDIR)/build/collections
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/meshguard/egress
+# Playbooks here run against the implicit localhost; don't warn about the missing inventory.
+export ANSIBLE_LOCALHOST_WARNING := False
+export ANSIBLE_INVENTORY_UNPARSED_WARNING := False
 
 POLICY ?= examples/baidu.yml
 OUT ?= out/$(basename $(notdir $(POLICY)))

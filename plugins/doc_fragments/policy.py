@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshguard.egress developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # The meshguard.egress policy: the options every meshguard.egress module takes.
+    # The roles take the same settings as variables prefixed with meshguard_egress_.
+    DOCUMENTATION = r"""
+options:
+  rules:
+    description:
+      - The egress rules. Each rule names external hosts and the workloads allowed to reach them
+        through the egress gateway. Everything not allowed by some rule is denied at the gateway.
+      - Rules are validated together before anything is built; a problem is reported with the
+        rule's index and name and the field, for example C(rules[0] (baidu).hosts[1]).
+      - Role variable C(meshguard_egress_rules).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description:
+          - Rule name, unique, a DNS-1123 label. Names the rule's objects and labels them
+            C(egress.meshguard.io/rule=<name>).
+        type: str
+        required: true
+      hosts:
+        description:
+          - Exact external FQDNs, lowercase. Wildcards, IP addresses and in-cluster names
+            (C(.svc), C(.cluster.local), C(.local)) are rejected. A host belongs to one rule.
+        type: list
+        elements: str
+        required: true
+      tls:
+        description:
+          - C(originate) - the application speaks plain HTTP on port 80 and the egress gateway
+            originates TLS to O(rules[].port) (the seed's case). L7 limits are possible.
+          - C(passthrough) - the application speaks TLS itself; routing and authorization use
+            the TLS SNI only. Denied callers see a connection reset, not HTTP 403.
+          - C(none) - plain HTTP to the external host on O(rules[].port).
+        type: str
+        choices: [originate, passthrough, none]
+        default: originate
+      port:
+        description:
+          - The external service's port. Defaults to 443 for C(originate) and C(passthrough),
+            80 for C(none). In C(originate) mode it cannot be 80, the application-facing port.
+        type: int
+      allow:
+        description:
+          - Who may call the hosts. Never empty. Each entry is a mapping with C(namespace) and an
+            optional C(service_account), or the string C(namespace) or C(namespace/service_account).
+          - An entry without service account allows every workload of the namespace.
+          - Becomes C(from.source.principals) (C(<trust_domain>/ns/<ns>/sa/<sa>)) or
+            C(from.source.namespaces) of the rule's AuthorizationPolicy on the gateway.
+        type: list
+        elements: raw
+        required: true
+      http:
+        description:
+          - Optional L7 limits, not allowed with O(rules[].tls=passthrough).
+        type: dict
+        suboptions:
+          methods:
+            description: Allowed HTTP methods, uppercase. Omit to allow all methods.
+            type: list
+            elements: str
+          paths:
+            description:
+              - Allowed paths. Exact (C(/s)), prefix (C(/api/*)) or suffix (C(*.json)). Omit to
+                allow all paths; a bare C(*) is rejected.
+            type: list
+            elements: str
+      dry_run:
+        description:
+          - Mark the rule's AuthorizationPolicy with annotation C(istio.io/dry-run=true): Istio
+            evaluates and logs it but does not enforce it. While any other ALLOW policy is
+            enforced on the gateway, requests this rule would allow are still denied.
+        type: bool
+        default: false
+      credential_name:
+        description:
+          - Secret (in the gateway's namespace) with a client certificate; switches TLS
+            origination from C(SIMPLE) to C(MUTUAL). Only with C(originate).
+        type: str
+  gateway:
+    description:
+      - The egress gateway. Role variable C(meshguard_egress_gateway).
+    type: dict
+    suboptions:
+      name:
+        description: Gateway Deployment/Service name.
+        type: str
+        default: istio-egressgateway
+      namespace:
+        description: Namespace of the gateway and of every per-rule object.
+        type: str
+        default: istio-system
+      labels:
+        description:
+          - Labels selecting the gateway pods (Gateway C(selector), AuthorizationPolicy
+            C(selector.matchLabels)). Default C(app=<name>) and C(istio=<name without istio- prefix>),
+            the labels Istio's installers give the gateway pods.
+        type: dict
+      service_ports:
+        description: Service ports of the gateway, C(http) and C(https).
+        type: dict
+        default: {http: 80, https: 443}
+      container_ports:
+        description:
+          - Container (target) ports of the gateway, C(http) and C(https). AuthorizationPolicy
+            C(ports) match these, not the Service ports. The istioctl/IstioOperator gateway uses
+            8080/8443; the istio/gateway Helm chart uses 80/443.
+        type: dict
+        default: {http: 8080, https: 8443}
+      revision:
+        description:
+          - Istio revision. A managed gateway is labelled C(istio.io/rev=<revision>) instead of
+            C(sidecar.istio.io/inject=true); also selects the C(istio-<revision>) mesh ConfigMap.
+        type: str
+      manage:
+        description:
+          - V(true) builds the gateway (ServiceAccount, Role, RoleBinding, Service, Deployment with
+            gateway injection). V(false) reuses an existing gateway described by these settings.
+        type: bool
+        default: true
+      replicas:
+        description: Replicas of a managed gateway.
+        type: int
+        default: 1
+      service_account:
+        description: Service account of a managed gateway. Defaults to the gateway name.
+        type: str
+  mesh:
+    description:
+      - The outbound traffic policy. Role variable C(meshguard_egress_mesh).
+    type: dict
+    suboptions:
+      manage:
+        description: Whether to manage the outbound traffic policy at all.
+        type: bool
+        default: true
+      outbound_policy:
+        description: The mode to set.
+        type: str
+        choices: [REGISTRY_ONLY, ALLOW_ANY]
+        default: REGISTRY_ONLY
+      method:
+        description:
+          - C(configmap) sets C(outboundTrafficPolicy.mode) in the C(mesh) key of the
+            C(istio)/C(istio-<revision>) ConfigMap (mesh-wide).
+          - C(sidecar) creates C(Sidecar) resources with C(outboundTrafficPolicy).
+        type: str
+        choices: [configmap, sidecar]
+        default: configmap
+      scope:
+        description:
+          - C(mesh) for the whole mesh; C(namespaces) for the namespaces in O(mesh.namespaces)
+            (needs O(mesh.method=sidecar)).
+        type: str
+        choices: [mesh, namespaces]
+        default: mesh
+      namespaces:
+        description: Namespaces for O(mesh.scope=namespaces).
+        type: list
+        elements: str
+      istio_namespace:
+        description: Istio's root namespace, where the mesh ConfigMap lives.
+        type: str
+        default: istio-system
+      revision:
+        description: Revision of the mesh ConfigMap. Defaults to O(gateway.revision).
+        type: str
+      configmap:
+        description: Mesh ConfigMap name. Defaults to C(istio) or C(istio-<revision>).
+        type: str
+  trust_domain:
+    description: The mesh trust domain used in principals C(<trust_domain>/ns/<ns>/sa/<sa>).
+    type: str
+    default: cluster.local
+  cluster_domain:
+    description: Kubernetes cluster DNS domain, used for the gateway service host.
+    type: str
+    default: cluster.local
+  api_versions:
+    description:
+      - API versions to emit, for older meshes. C(networking) is one of
+        C(networking.istio.io/v1) (Istio 1.22+, default), C(networking.istio.io/v1beta1),
+        C(networking.istio.io/v1alpha3); C(security) is C(security.istio.io/v1) (Istio 1.17+,
+        default) or C(security.istio.io/v1beta1).
+    type: dict
+  network_policy:
+    description:
+      - Anti-bypass Kubernetes NetworkPolicies. With C(enabled=true) every client namespace
+        (the namespaces in allow lists, O(mesh.namespaces) for scope C(namespaces), and the
+        extra C(namespaces) listed here) gets a NetworkPolicy that lets its pods reach only
+        pods inside the cluster, so a pod that skips its sidecar cannot go straight out.
+    type: dict
+    suboptions:
+      enabled:
+        description: Generate the NetworkPolicies.
+        type: bool
+        default: false
+      namespaces:
+        description: Extra client namespaces to lock down.
+        type: list
+        elements: str
+  policy_name:
+    description:
+      - Name of this policy, written to label C(egress.meshguard.io/policy). Applies and prunes
+        only touch objects of the same policy name, so independent policies can share a cluster.
+    type: str
+    default: default
+  name_prefix:
+    description: Prefix of every generated object name.
+    type: str
+    default: meshguard-
+"""

@@ -1,0 +1,429 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshguard.egress developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Build the Kubernetes/Istio objects for a validated meshguard.egress Policy.
+
+One function per kind. The shapes follow Istio's own egress tasks:
+- "Egress Gateways with TLS Origination" (tls: originate): ServiceEntry with ports 80/HTTP
+  and 443/HTTPS, resolution DNS; Gateway server port 80 protocol HTTPS with
+  tls.mode ISTIO_MUTUAL; DestinationRule for the gateway with a subset whose port 80
+  uses ISTIO_MUTUAL + sni; VirtualService mesh->gateway->external; DestinationRule for
+  the external host with tls.mode SIMPLE on 443 (TLS origination).
+- "Egress Gateways", HTTPS with mTLS to the gateway (tls: passthrough): ServiceEntry
+  port 443/TLS; Gateway server 443/TLS ISTIO_MUTUAL; VirtualService `tls` route with
+  sniHosts from the mesh and a `tcp` route from the gateway (tls routes do not match
+  behind ISTIO_MUTUAL termination: istio/istio#37293, #51471).
+- tls: none: like originate, but the gateway forwards plain HTTP to the external port.
+
+Every object carries ownership labels so that an apply can prune exactly what this
+collection created. Output is deterministic: rules are sorted by name, hosts and callers
+are sorted, and objects come in a fixed order.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import MANAGED_BY, subset_name
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_POLICY = "egress.meshguard.io/policy"
+LABEL_RULE = "egress.meshguard.io/rule"
+LABEL_COMPONENT = "egress.meshguard.io/component"
+DRY_RUN_ANNOTATION = "istio.io/dry-run"
+
+COMPONENT_RULE = "rule"
+COMPONENT_GATEWAY = "gateway"
+COMPONENT_MESH = "mesh-config"
+COMPONENT_NETPOL = "anti-bypass"
+
+
+def _meta(policy, name, namespace, component, rule=None, annotations=None):
+    labels = {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_POLICY: policy.policy_name,
+        LABEL_COMPONENT: component,
+    }
+    if rule is not None:
+        labels[LABEL_RULE] = rule.name
+    meta = {"name": name, "namespace": namespace, "labels": labels}
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def _obj(api_version, kind, metadata, spec=None, **extra):
+    obj = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+    if spec is not None:
+        obj["spec"] = spec
+    obj.update(extra)
+    return obj
+
+
+def _gateway_ref(policy, rule):
+    return "%s/%s" % (policy.gateway["namespace"], rule_object_name(policy, rule))
+
+
+def rule_object_name(policy, rule):
+    """Name of the per-rule ServiceEntry, Gateway and AuthorizationPolicy."""
+    return policy.name_prefix + rule.name
+
+
+def host_object_name(policy, rule, host):
+    """Name of the per-host VirtualService and TLS-origination DestinationRule (a DNS subdomain)."""
+    return "%s%s.%s" % (policy.name_prefix, rule.name, host)
+
+
+def _gateway_port(policy, rule, which="service_ports"):
+    return policy.gateway[which]["https" if rule.tls == "passthrough" else "http"]
+
+
+def service_entry(policy, rule):
+    if rule.tls == "originate":
+        ports = [{"number": rule.app_port, "name": "http", "protocol": "HTTP"},
+                 {"number": rule.port, "name": "https", "protocol": "HTTPS"}]
+    elif rule.tls == "passthrough":
+        ports = [{"number": rule.port, "name": "tls", "protocol": "TLS"}]
+    else:
+        ports = [{"number": rule.port, "name": "http", "protocol": "HTTP"}]
+    return _obj(policy.api_versions["networking"], "ServiceEntry",
+                _meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule),
+                {"hosts": list(rule.hosts), "exportTo": ["*"], "location": "MESH_EXTERNAL",
+                 "ports": ports, "resolution": "DNS"})
+
+
+def gateway(policy, rule):
+    passthrough = rule.tls == "passthrough"
+    server = {
+        "port": {"number": _gateway_port(policy, rule),
+                 "name": "tls" if passthrough else "https",
+                 "protocol": "TLS" if passthrough else "HTTPS"},
+        "hosts": list(rule.hosts),
+        # ISTIO_MUTUAL: the sidecar->gateway hop is Istio mTLS, so the gateway sees the
+        # caller's SPIFFE identity and AuthorizationPolicy principals match (istio/istio#22609).
+        "tls": {"mode": "ISTIO_MUTUAL"},
+    }
+    return _obj(policy.api_versions["networking"], "Gateway",
+                _meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule),
+                {"selector": dict(policy.gateway["labels"]), "servers": [server]})
+
+
+def gateway_destination_rule(policy, rule):
+    """Subsets of the gateway service, one per host, carrying ISTIO_MUTUAL with the host as SNI.
+
+    Lives in the gateway's namespace (the gateway service's namespace, where clients look
+    DestinationRules up after their own) and is exported to every namespace so that the
+    clients' sidecars apply it. Istio merges the per-rule DestinationRules for the gateway
+    host (pilot/pkg/model/destination_rule.go mergeDestinationRule); subset names are unique.
+    """
+    port = _gateway_port(policy, rule)
+    subsets = [{"name": subset_name(rule.name, host),
+                "trafficPolicy": {"portLevelSettings": [
+                    {"port": {"number": port}, "tls": {"mode": "ISTIO_MUTUAL", "sni": host}}]}}
+               for host in rule.hosts]
+    return _obj(policy.api_versions["networking"], "DestinationRule",
+                _meta(policy, rule_object_name(policy, rule) + "-gateway", policy.gateway["namespace"],
+                      COMPONENT_RULE, rule),
+                {"host": policy.gateway_host(), "exportTo": ["*"], "subsets": subsets})
+
+
+def virtual_service(policy, rule, host):
+    gw_ref = _gateway_ref(policy, rule)
+    gw_port = _gateway_port(policy, rule)
+    to_gateway = {"destination": {"host": policy.gateway_host(), "subset": subset_name(rule.name, host),
+                                  "port": {"number": gw_port}}, "weight": 100}
+    to_external = {"destination": {"host": host, "port": {"number": rule.port}}, "weight": 100}
+    spec = {"hosts": [host], "gateways": [gw_ref, "mesh"], "exportTo": ["*"]}
+    if rule.tls == "passthrough":
+        spec["tls"] = [{"match": [{"gateways": ["mesh"], "port": rule.port, "sniHosts": [host]}],
+                        "route": [to_gateway]}]
+        spec["tcp"] = [{"match": [{"gateways": [gw_ref], "port": gw_port}], "route": [to_external]}]
+    else:
+        spec["http"] = [
+            {"name": "mesh-to-egress-gateway", "match": [{"gateways": ["mesh"], "port": rule.app_port}],
+             "route": [to_gateway]},
+            {"name": "egress-gateway-to-external", "match": [{"gateways": [gw_ref], "port": gw_port}],
+             "route": [to_external]},
+        ]
+    return _obj(policy.api_versions["networking"], "VirtualService",
+                _meta(policy, host_object_name(policy, rule, host), policy.gateway["namespace"],
+                      COMPONENT_RULE, rule), spec)
+
+
+def origination_destination_rule(policy, rule, host):
+    """TLS origination at the gateway: SIMPLE, or MUTUAL with a client certificate Secret.
+
+    Exported only to the gateway's own namespace: only the gateway originates TLS.
+    """
+    if rule.credential_name:
+        tls = {"mode": "MUTUAL", "credentialName": rule.credential_name, "sni": host}
+    else:
+        tls = {"mode": "SIMPLE", "sni": host}
+    return _obj(policy.api_versions["networking"], "DestinationRule",
+                _meta(policy, host_object_name(policy, rule, host), policy.gateway["namespace"],
+                      COMPONENT_RULE, rule),
+                {"host": host, "exportTo": ["."],
+                 "trafficPolicy": {"portLevelSettings": [{"port": {"number": rule.port}, "tls": tls}]}})
+
+
+def authorization_sources(policy, rule):
+    """The `from` list: principals for service accounts, namespaces for whole namespaces."""
+    principals = [i.principal(policy.trust_domain) for i in rule.allow if i.service_account]
+    namespaces = [i.namespace for i in rule.allow if not i.service_account]
+    sources = []
+    if principals:
+        sources.append({"source": {"principals": principals}})
+    if namespaces:
+        sources.append({"source": {"namespaces": namespaces}})
+    if not sources:  # unreachable for a validated policy; never emit an empty `from`
+        raise ValueError("rule %s has no callers" % rule.name)
+    return sources
+
+
+def authorization_host_values(rule):
+    """Host header values for `to.operation.hosts`: Istio matches the Host header exactly
+    (pilot/pkg/security/authz/matcher HostMatcher), and clients may send "host:port"."""
+    values = []
+    for host in rule.hosts:
+        values.append(host)
+        values.append("%s:%d" % (host, rule.app_port))
+    return values
+
+
+def authorization_policy(policy, rule):
+    container_port = str(_gateway_port(policy, rule, "container_ports"))
+    if rule.tls == "passthrough":
+        # Only the SNI is visible on a TCP chain; `hosts` is HTTP-only and would make an
+        # ALLOW rule never match. connection.sni works for TCP.
+        operation = {"ports": [container_port]}
+        when = [{"key": "connection.sni", "values": list(rule.hosts)}]
+    else:
+        operation = {"hosts": authorization_host_values(rule), "ports": [container_port]}
+        if rule.methods:
+            operation["methods"] = list(rule.methods)
+        if rule.paths:
+            operation["paths"] = list(rule.paths)
+        when = None
+    policy_rule = {"from": authorization_sources(policy, rule), "to": [{"operation": operation}]}
+    if when:
+        policy_rule["when"] = when
+    annotations = {DRY_RUN_ANNOTATION: "true"} if rule.dry_run else None
+    return _obj(policy.api_versions["security"], "AuthorizationPolicy",
+                _meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule,
+                      annotations),
+                {"selector": {"matchLabels": dict(policy.gateway["labels"])}, "action": "ALLOW",
+                 "rules": [policy_rule]})
+
+
+def rule_objects(policy, rule):
+    objs = [service_entry(policy, rule), gateway(policy, rule), gateway_destination_rule(policy, rule)]
+    for host in rule.hosts:
+        objs.append(virtual_service(policy, rule, host))
+    if rule.tls == "originate":
+        for host in rule.hosts:
+            objs.append(origination_destination_rule(policy, rule, host))
+    objs.append(authorization_policy(policy, rule))
+    return objs
+
+
+# --- the egress gateway (istio/gateway chart style, gateway injection) ---------------------
+
+def _gateway_pod_labels(policy):
+    labels = dict(policy.gateway["labels"])
+    if policy.gateway["revision"]:
+        labels["istio.io/rev"] = policy.gateway["revision"]
+    else:
+        labels["sidecar.istio.io/inject"] = "true"
+    return labels
+
+
+def gateway_service_account(policy):
+    gw = policy.gateway
+    return _obj("v1", "ServiceAccount", _meta(policy, gw["service_account"], gw["namespace"], COMPONENT_GATEWAY))
+
+
+def gateway_role(policy):
+    gw = policy.gateway
+    return _obj("rbac.authorization.k8s.io/v1", "Role", _meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
+                rules=[{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "watch", "list"]}])
+
+
+def gateway_role_binding(policy):
+    gw = policy.gateway
+    return _obj("rbac.authorization.k8s.io/v1", "RoleBinding",
+                _meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
+                roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": gw["name"]},
+                subjects=[{"kind": "ServiceAccount", "name": gw["service_account"]}])
+
+
+def gateway_service(policy):
+    gw = policy.gateway
+    # Port names carry the protocol for Istio's protocol selection; these are the names of
+    # the legacy istio-egressgateway Service (http2 80->8080, https 443->8443).
+    ports = [{"name": "http2", "port": gw["service_ports"]["http"], "protocol": "TCP",
+              "targetPort": gw["container_ports"]["http"]},
+             {"name": "https", "port": gw["service_ports"]["https"], "protocol": "TCP",
+              "targetPort": gw["container_ports"]["https"]}]
+    return _obj("v1", "Service", _meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
+                {"type": "ClusterIP", "selector": dict(gw["labels"]), "ports": ports})
+
+
+def gateway_deployment(policy):
+    gw = policy.gateway
+    container_ports = [
+        {"containerPort": gw["container_ports"]["http"], "name": "http2", "protocol": "TCP"},
+        {"containerPort": gw["container_ports"]["https"], "name": "https", "protocol": "TCP"},
+        {"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"},
+    ]
+    pod_spec = {
+        "serviceAccountName": gw["service_account"],
+        "containers": [{
+            "name": "istio-proxy",
+            # "auto": the injector replaces it with the proxy image of the mesh revision.
+            "image": "auto",
+            "ports": container_ports,
+            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                "privileged": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True},
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                          "limits": {"cpu": "2", "memory": "1Gi"}},
+        }],
+    }
+    if min(gw["container_ports"].values()) < 1024:
+        # The istio/gateway chart's way to let the non-root proxy bind ports below 1024.
+        pod_spec["securityContext"] = {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}
+    return _obj("apps/v1", "Deployment", _meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
+                {"replicas": gw["replicas"], "selector": {"matchLabels": dict(gw["labels"])},
+                 "template": {"metadata": {"annotations": {"inject.istio.io/templates": "gateway"},
+                                           "labels": _gateway_pod_labels(policy)},
+                              "spec": pod_spec}})
+
+
+def gateway_objects(policy):
+    if not policy.gateway["manage"]:
+        return []
+    return [gateway_service_account(policy), gateway_role(policy), gateway_role_binding(policy),
+            gateway_service(policy), gateway_deployment(policy)]
+
+
+# --- mesh config -------------------------------------------------------------------------
+
+def sidecar(policy, namespace):
+    return _obj(policy.api_versions["networking"], "Sidecar",
+                _meta(policy, policy.name_prefix + "outbound-policy", namespace, COMPONENT_MESH),
+                {"outboundTrafficPolicy": {"mode": policy.mesh["outbound_policy"]}})
+
+
+def sidecar_namespaces(policy):
+    mesh = policy.mesh
+    if not mesh["manage"] or mesh["method"] != "sidecar":
+        return []
+    # scope mesh: a Sidecar without workloadSelector in the root namespace is the mesh default.
+    return list(mesh["namespaces"]) if mesh["scope"] == "namespaces" else [mesh["istio_namespace"]]
+
+
+def mesh_objects(policy):
+    return [sidecar(policy, ns) for ns in sidecar_namespaces(policy)]
+
+
+def mesh_config(policy):
+    """What the mesh_config role must change, whichever method is chosen."""
+    mesh = policy.mesh
+    result = {"manage": mesh["manage"], "method": mesh["method"], "outbound_policy": mesh["outbound_policy"],
+              "scope": mesh["scope"]}
+    if mesh["method"] == "configmap":
+        result.update({"namespace": mesh["istio_namespace"], "configmap": mesh["configmap"], "key": "mesh"})
+    else:
+        result["sidecar_namespaces"] = sidecar_namespaces(policy)
+    return result
+
+
+def patch_mesh_config_text(mesh_text, outbound_policy, yaml_module):
+    """Return the `mesh` ConfigMap value with outboundTrafficPolicy.mode set; other keys kept.
+
+    `yaml_module` is PyYAML (passed in so this module imports nothing optional).
+    Comments in the original text are not preserved.
+    """
+    data = yaml_module.safe_load(mesh_text or "") or {}
+    if not isinstance(data, dict):
+        raise ValueError("the mesh config is not a YAML mapping")
+    current = (data.get("outboundTrafficPolicy") or {}).get("mode")
+    if current == outbound_policy:
+        return mesh_text, False
+    data.setdefault("outboundTrafficPolicy", {})
+    if not isinstance(data["outboundTrafficPolicy"], dict):
+        data["outboundTrafficPolicy"] = {}
+    data["outboundTrafficPolicy"]["mode"] = outbound_policy
+    return yaml_module.safe_dump(data, default_flow_style=False, sort_keys=True), True
+
+
+# --- anti-bypass NetworkPolicies ----------------------------------------------------------
+
+def anti_bypass_namespaces(policy):
+    if not policy.network_policy["enabled"]:
+        return []
+    names = set(policy.client_namespaces()) | set(policy.network_policy["namespaces"])
+    if policy.mesh["method"] == "sidecar" and policy.mesh["scope"] == "namespaces":
+        names.update(policy.mesh["namespaces"])
+    names.discard(policy.gateway["namespace"])
+    return sorted(names)
+
+
+def network_policy(policy, namespace):
+    """Pods of a client namespace may reach pods in the cluster (the gateway, DNS, istiod,
+    other services) and nothing outside it: a pod that skips its sidecar cannot go
+    straight out (Istio's egress docs, "Additional security considerations")."""
+    return _obj("networking.k8s.io/v1", "NetworkPolicy",
+                _meta(policy, policy.name_prefix + "anti-bypass", namespace, COMPONENT_NETPOL),
+                {"podSelector": {}, "policyTypes": ["Egress"],
+                 "egress": [{"to": [{"namespaceSelector": {}}]}]})
+
+
+def network_policy_objects(policy):
+    return [network_policy(policy, ns) for ns in anti_bypass_namespaces(policy)]
+
+
+# --- everything ---------------------------------------------------------------------------
+
+def build_groups(policy):
+    """[(group, [objects])] in a fixed order; a group becomes one rendered file."""
+    groups = []
+    gw_objs = gateway_objects(policy)
+    if gw_objs:
+        groups.append(("gateway/%s" % policy.gateway["name"], gw_objs))
+    mesh_objs = mesh_objects(policy)
+    if mesh_objs:
+        groups.append(("mesh/outbound-policy", mesh_objs))
+    for rule in policy.rules:
+        groups.append(("rules/%s" % rule.name, rule_objects(policy, rule)))
+    np_objs = network_policy_objects(policy)
+    if np_objs:
+        groups.append(("network-policies/anti-bypass", np_objs))
+    return groups
+
+
+def build_resources(policy):
+    return [obj for _, objs in build_groups(policy) for obj in objs]
+
+
+def summary_lines(policy, resources):
+    gw = policy.gateway
+    mesh = policy.mesh
+    if not mesh["manage"]:
+        mesh_text = "mesh outbound policy not managed"
+    elif mesh["method"] == "configmap":
+        mesh_text = "mesh %s via ConfigMap %s/%s" % (mesh["outbound_policy"], mesh["istio_namespace"],
+                                                    mesh["configmap"])
+    else:
+        mesh_text = "mesh %s via Sidecar in %s" % (mesh["outbound_policy"], ", ".join(sidecar_namespaces(policy)))
+    lines = ["policy %s: %d rule%s, %d objects; gateway %s/%s (%s); %s; anti-bypass NetworkPolicies %s" % (
+        policy.policy_name, len(policy.rules), "" if len(policy.rules) == 1 else "s", len(resources),
+        gw["namespace"], gw["name"], "managed" if gw["manage"] else "existing", mesh_text,
+        "on (%s)" % ", ".join(anti_bypass_namespaces(policy)) if policy.network_policy["enabled"] else "off")]
+    for rule in policy.rules:
+        l7 = ""
+        if rule.methods or rule.paths:
+            l7 = " only %s %s" % ("|".join(rule.methods or ["any method"]), " ".join(rule.paths or ["any path"]))
+        lines.append("rule %s [%s%s]: %s port %d <- %s%s" % (
+            rule.name, rule.tls, ", dry-run" if rule.dry_run else "", ", ".join(rule.hosts), rule.port,
+            ", ".join(i.text() for i in rule.allow), l7))
+    return lines
