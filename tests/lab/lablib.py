@@ -1,0 +1,71 @@
+"""Helpers for tests that use the lab cluster (tests/lab/README.md): the pins and the Lab handle
+that the session fixture ``lab`` (tests/lab/conftest.py) yields."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+LAB_DIR = Path(__file__).resolve().parent
+REPO_DIR = LAB_DIR.parent.parent
+SCRIPTS = LAB_DIR / "scripts"
+
+
+def versions() -> dict[str, str]:
+    """The pins of tests/versions.env."""
+    pins = {}
+    for line in (REPO_DIR / "tests" / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            pins[key.strip()] = value.strip()
+    return pins
+
+
+def script(name: str, *args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SCRIPTS / name), *args],
+        check=check,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Lab:
+    """A running lab cluster."""
+
+    kubeconfig: str
+    kubectl: str
+    istioctl: str
+    bindir: str
+    state: str
+    hooks: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """os.environ with KUBECONFIG pointing at the lab and the lab's binaries on PATH."""
+        env = dict(os.environ)
+        env["KUBECONFIG"] = self.kubeconfig
+        env["PATH"] = self.bindir + os.pathsep + env.get("PATH", "")
+        return env
+
+    def run(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120):
+        """Run a command (kubectl, istioctl, ...) against the lab; returns CompletedProcess."""
+        proc = subprocess.run(
+            list(args), input=input, text=True, capture_output=True, env=self.env, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    def kubectl_run(self, *args: str, **kw):
+        return self.run(self.kubectl, *args, **kw)
+
+    def istioctl_run(self, *args: str, **kw):
+        return self.run(self.istioctl, "--kubeconfig", self.kubeconfig, *args, **kw)

@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# The meshguard.egress lab cluster: a real control plane (etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler built from upstream Go modules) run by kwokctl's
+# binary runtime, with nodes and pods simulated by kwok. See tests/lab/README.md.
+#
+#   lab.sh up       start the lab (reuse it when it is already healthy), print the kubeconfig
+#   lab.sh down     stop it and remove its runtime state
+#   lab.sh status   print kubeconfig path, health, nodes, processes and their memory
+#   lab.sh healthy  exit 0 when the lab is up and healthy, 1 otherwise (quiet)
+#   lab.sh kubeconfig   print the kubeconfig path
+#   lab.sh bindir       print the directory holding kubectl/istioctl of the current build
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+KWOK_STATE="$LAB_STATE/kwok"
+export KWOK_WORKDIR="$KWOK_STATE"
+CLUSTER_DIR="$KWOK_STATE/clusters/$LAB_CLUSTER"
+PODS_DIR="$LAB_STATE/pods"
+LOG="$LAB_STATE/lab.log"
+# The data-plane stand-in's hook directory: first on PATH of every command `kubectl exec` runs.
+HOOKS_DIR=${MESHGUARD_LAB_HOOKS:-$LAB_DIR/hooks/bin}
+# Revisions for which an `istio-<rev>` mesh ConfigMap is laid down next to `istio`.
+ISTIO_REVISIONS=${MESHGUARD_LAB_ISTIO_REVISIONS:-canary}
+# Run the real istiod (pilot-discovery) on loopback as the validating admission webhook.
+ISTIOD=${MESHGUARD_LAB_ISTIOD:-1}
+ISTIOD_DIR="$LAB_STATE/istiod"
+
+load_dirs() {
+  local line
+  while IFS= read -r line; do
+    case $line in
+      kube=*) KUBE_BIN=${line#kube=} ;; etcd=*) ETCD_BIN=${line#etcd=} ;;
+      kwok=*) KWOK_BIN=${line#kwok=} ;; istio=*) ISTIO_BIN=${line#istio=} ;;
+    esac
+  done < <("$LAB_DIR/scripts/build.sh" --dirs)
+  KUBECTL="$KUBE_BIN/kubectl"
+  KWOKCTL="$KWOK_BIN/kwokctl"
+  ISTIOCTL="$ISTIO_BIN/istioctl"
+}
+
+# A directory of symlinks to the current build (kubectl, istioctl, kwokctl, ...), stable
+# across versions: $LAB_CACHE/bin/current.
+link_current() {
+  local cur="$LAB_CACHE/bin/current" tmp="$LAB_CACHE/bin/.current.$$" f
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  for f in "$KUBE_BIN"/* "$ETCD_BIN"/* "$KWOK_BIN"/* "$ISTIO_BIN"/*; do ln -s "$f" "$tmp/"; done
+  rm -rf "$cur"; mv "$tmp" "$cur"
+}
+
+kc() { "$KUBECTL" --kubeconfig "$LAB_KUBECONFIG" "$@"; }
+
+healthy() {
+  [ -f "$LAB_KUBECONFIG" ] && [ -x "${KUBECTL:-}" ] || return 1
+  kc get --raw /readyz --request-timeout=5s >/dev/null 2>&1 || return 1
+  # every lab component still running (kwokctl's pid files)
+  local p
+  for p in "$CLUSTER_DIR"/pids/*.pid; do
+    [ -f "$p" ] || return 1
+    kill -0 "$(cat "$p")" 2>/dev/null || return 1
+  done
+  kc get node lab-node-0 >/dev/null 2>&1 || return 1
+  if [ -f "$ISTIOD_DIR/ports" ]; then
+    kill -0 "$(cat "$ISTIOD_DIR/istiod.pid" 2>/dev/null)" 2>/dev/null || return 1
+    istiod_ready || return 1
+  fi
+}
+
+istiod_ready() {
+  local http; http=$(awk '/^http=/{sub("http=","");print}' "$ISTIOD_DIR/ports")
+  python3 -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)' \
+    "http://127.0.0.1:$http/ready" >/dev/null 2>&1
+}
+
+write_config() {
+  local path="$HOOKS_DIR:$LAB_CACHE/bin/current:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  cat >"$LAB_STATE/kwokctl.yaml" <<EOF
+# Written by tests/lab/scripts/lab.sh up; the versions come from tests/versions.env.
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  bindAddress: 127.0.0.1
+  kubeVersion: $KUBERNETES_VERSION
+  etcdVersion: ${ETCD_VERSION#v}
+  kubeApiserverBinary: $KUBE_BIN/kube-apiserver
+  kubeControllerManagerBinary: $KUBE_BIN/kube-controller-manager
+  kubeSchedulerBinary: $KUBE_BIN/kube-scheduler
+  kubectlBinary: $KUBE_BIN/kubectl
+  kwokControllerBinary: $KWOK_BIN/kwok
+  etcdBinary: $ETCD_BIN/etcd
+  securePort: true
+  kubeAuthorization: true
+  kubeAdmission: true
+  enableCRDs: [Exec, ClusterExec]
+  kubeApiserverCertSANs: [127.0.0.1, localhost]
+componentsPatches:
+  # kwok resolves the command of \`kubectl exec\` on its own PATH: the hook directory first.
+  - name: kwok-controller
+    extraEnvs:
+      - name: PATH
+        value: "$path"
+components:
+  # Keeps one kwok Exec per pod, so \`kubectl exec\` runs with that pod's identity.
+  - name: lab-podexec
+    binary: $KWOK_BIN/lab-podexec
+    links: [kube-apiserver]
+    workDir: $CLUSTER_DIR
+    args:
+      - --kubeconfig=$CLUSTER_DIR/kubeconfig.yaml
+      - --lab-kubeconfig=$LAB_KUBECONFIG
+      - --pods-dir=$PODS_DIR
+      - --path=$path
+EOF
+}
+
+# What an installed Istio control plane leaves in a cluster that our roles read or change,
+# rendered by the lab's own istioctl (same version as the CRDs) rather than written by hand:
+# the istio-system namespace, the mesh ConfigMap `istio` (default revision) and
+# `istio-<rev>` for each revision in MESHGUARD_LAB_ISTIO_REVISIONS, and istiod's
+# ServiceAccount/Service/Deployment (whose pod kwok runs as a stand-in; the real istiod, when
+# run, runs on this machine). Webhook configurations are left out on purpose: they point at
+# the istiod Service, which has no real endpoint in the lab.
+install_istio_objects() { # OUT [extra istioctl args for the default revision]
+  local out=$1 rev; shift
+  : >"$out"
+  for rev in "" $ISTIO_REVISIONS; do
+    local args=(--set profile=minimal)
+    if [ -n "$rev" ]; then args+=(--set "revision=$rev"); else args+=("$@"); fi
+    # istioctl renders YAML; kubectl (client-side) turns it into JSON for the stdlib filter.
+    "$ISTIOCTL" manifest generate "${args[@]}" \
+      | kc create --dry-run=client -o json -f - \
+      | python3 "$LAB_DIR/scripts/filter-manifest.py" >>"$out"
+  done
+  kc create namespace istio-system --dry-run=client -o yaml | kc apply --server-side -f - >/dev/null
+  kc apply --server-side --field-manager=istio-lab-installer -f "$out" >/dev/null
+}
+
+free_ports() { # N -> N free loopback TCP ports, one a line
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+# The real istiod (pilot-discovery of the pinned Istio module) on this machine, listening on
+# loopback only, serving the TLS certificate of kwokctl's PKI (SAN 127.0.0.1); the API server
+# calls it by URL as Istio's validating admission webhook (the configuration istioctl renders
+# for base.validationURL / base.validationCABundle: failurePolicy Fail).
+start_istiod() {
+  local ports http https grpc sgrpc mon pki="$CLUSTER_DIR/pki"
+  mkdir -p "$ISTIOD_DIR"
+  mapfile -t ports < <(free_ports 5)
+  http=${ports[0]} https=${ports[1]} grpc=${ports[2]} sgrpc=${ports[3]} mon=${ports[4]}
+  printf 'http=%s\nhttps=%s\ngrpc=%s\nsecureGrpc=%s\nmonitoring=%s\n' "$http" "$https" "$grpc" "$sgrpc" "$mon" >"$ISTIOD_DIR/ports"
+  (
+    cd "$ISTIOD_DIR"
+    export POD_NAMESPACE=istio-system POD_NAME=istiod-lab REVISION=default KUBECONFIG="$LAB_KUBECONFIG"
+    # the webhook configurations carry their own caBundle: istiod must not patch them
+    export VALIDATION_WEBHOOK_CONFIG_NAME="" INJECTION_WEBHOOK_CONFIG_NAME=""
+    export PILOT_ENABLE_ANALYSIS=false ENABLE_CA_SERVER=true
+    setsid nohup "$ISTIO_BIN/pilot-discovery" discovery \
+      --kubeconfig "$LAB_KUBECONFIG" --namespace istio-system --clusterID Kubernetes \
+      --httpAddr "127.0.0.1:$http" --httpsAddr "127.0.0.1:$https" --grpcAddr "127.0.0.1:$grpc" \
+      --secureGRPCAddr "127.0.0.1:$sgrpc" --monitoringAddr "127.0.0.1:$mon" \
+      --tlsCertFile "$pki/admin.crt" --tlsKeyFile "$pki/admin.key" --caCertFile "$pki/ca.crt" \
+      --keepaliveMaxServerConnectionAge 30m --log_output_level default:info \
+      </dev/null >"$ISTIOD_DIR/istiod.log" 2>&1 &
+    echo $! >"$ISTIOD_DIR/istiod.pid"
+  )
+  wait_for 120 "istiod /ready" istiod_ready || { tail -n 30 "$ISTIOD_DIR/istiod.log" >&2; die "istiod did not become ready (log: $ISTIOD_DIR/istiod.log)"; }
+}
+
+stop_istiod() {
+  local pid
+  pid=$(cat "$ISTIOD_DIR/istiod.pid" 2>/dev/null) || return 0
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$ISTIOD_DIR"
+}
+
+wait_for() { # SECONDS DESCRIPTION CMD...
+  local t=$1 what=$2; shift 2
+  local end=$(( $(date +%s) + t ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$end" ] || { lab_log "timed out after ${t}s waiting for $what"; return 1; }
+    sleep 1
+  done
+}
+
+down_quiet() {
+  stop_istiod
+  if [ -x "${KWOKCTL:-}" ] && [ -d "$CLUSTER_DIR" ]; then
+    kc delete validatingwebhookconfiguration -l app=istiod --ignore-not-found --timeout=10s >/dev/null 2>&1 || true
+  fi
+  if [ -x "${KWOKCTL:-}" ] && [ -d "$CLUSTER_DIR" ]; then
+    "$KWOKCTL" delete cluster --name "$LAB_CLUSTER" >>"$LOG" 2>&1 || true
+  fi
+  # anything kwokctl left behind (a crashed delete): its pid files name the processes
+  local p
+  for p in "$CLUSTER_DIR"/pids/*.pid; do
+    [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
+  done
+  rm -rf "$KWOK_STATE" "$PODS_DIR" "$LAB_KUBECONFIG"
+}
+
+cmd_up() {
+  "$LAB_DIR/scripts/build.sh" --cached || die "lab binaries not built for these pins; run: make lab-build"
+  load_dirs
+  link_current
+  mkdir -p "$LAB_STATE"
+  if healthy; then
+    lab_log "already up; KUBECONFIG=$LAB_KUBECONFIG"
+    return 0
+  fi
+  local start; start=$(date +%s)
+  : >"$LOG"
+  down_quiet   # stale state from a crash or a reboot: start from nothing
+  mkdir -p "$LAB_STATE" "$PODS_DIR"
+  write_config
+  lab_log "starting control plane (kwokctl, binary runtime); log: $LOG"
+  if ! "$KWOKCTL" --config "$LAB_STATE/kwokctl.yaml" create cluster --name "$LAB_CLUSTER" \
+        --kubeconfig "$LAB_KUBECONFIG" --wait 2m >>"$LOG" 2>&1; then
+    tail -n 40 "$LOG" >&2
+    die "kwokctl create cluster failed (logs: $CLUSTER_DIR/logs)"
+  fi
+  kc config use-context "kwok-$LAB_CLUSTER" >/dev/null
+  wait_for 120 "API server /readyz" kc get --raw /readyz || die "API server not ready (logs: $CLUSTER_DIR/logs)"
+  wait_for 60 "default service account" kc -n default get serviceaccount default || die "controller-manager not working"
+
+  kc apply --server-side -f "$LAB_DIR/manifests/nodes.yaml" >/dev/null
+  wait_for 60 "nodes Ready" kc wait --for=condition=Ready node --all --timeout=5s || die "kwok nodes not Ready"
+
+  lab_log "installing Istio CRDs ($ISTIO_MODULE_VERSION)"
+  kc apply --server-side -f "$ISTIO_BIN/crd-all.gen.yaml" >/dev/null
+  kc wait --for=condition=Established crd -l chart=istio --timeout=60s >/dev/null
+  install_istio_objects "$LAB_STATE/istio-control-plane.yaml"
+  if [ "$ISTIOD" = 1 ]; then
+    lab_log "starting istiod (validating webhook on loopback)"
+    start_istiod
+    local https; https=$(awk '/^https=/{sub("https=","");print}' "$ISTIOD_DIR/ports")
+    install_istio_objects "$LAB_STATE/istio-control-plane.yaml" \
+      --set values.base.validationURL="https://127.0.0.1:$https/validate" \
+      --set values.base.validationCABundle="$(base64 -w0 <"$CLUSTER_DIR/pki/ca.crt")"
+  fi
+
+  wait_for 60 "Exec CRD" kc get crd execs.kwok.x-k8s.io || die "kwok Exec CRD missing"
+  healthy || die "lab did not come up healthy (logs: $CLUSTER_DIR/logs)"
+  lab_log "up in $(( $(date +%s) - start ))s; KUBECONFIG=$LAB_KUBECONFIG"
+}
+
+cmd_down() {
+  load_dirs
+  if [ -d "$CLUSTER_DIR" ] || [ -f "$LAB_KUBECONFIG" ]; then
+    down_quiet
+    lab_log "down"
+  else
+    lab_log "not running"
+  fi
+}
+
+rss_report() {
+  local p pid name total=0 kb
+  for p in "$CLUSTER_DIR"/pids/*.pid; do
+    [ -f "$p" ] || continue
+    pid=$(cat "$p"); name=$(basename "$p" .pid)
+    kb=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ -n "$kb" ] || kb=0
+    total=$(( total + kb ))
+    printf '  %-26s pid %-8s RSS %6d MiB\n' "$name" "$pid" $(( kb / 1024 ))
+  done
+  printf '  %-26s              %6d MiB\n' total $(( total / 1024 ))
+}
+
+cmd_status() {
+  load_dirs
+  echo "kubeconfig: $LAB_KUBECONFIG"
+  echo "binaries:   $LAB_CACHE/bin/current"
+  echo "state:      $LAB_STATE"
+  echo "hooks:      $HOOKS_DIR"
+  if healthy; then
+    echo "status:     up ($(kc version -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])'))"
+    echo "processes:"; rss_report
+    echo "nodes:"; kc get nodes --no-headers | sed 's/^/  /'
+    echo "istio CRDs: $(kc get crd -l chart=istio --no-headers | wc -l)"
+    echo "mesh ConfigMaps: $(kc -n istio-system get configmap -o name | grep -E '/istio(-|$)' | tr '\n' ' ')"
+  else
+    echo "status:     down"
+    return 3
+  fi
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  healthy) load_dirs; healthy ;;
+  kubeconfig) echo "$LAB_KUBECONFIG" ;;
+  bindir) echo "$LAB_CACHE/bin/current" ;;
+  *) die "usage: lab.sh up|down|status|healthy|kubeconfig|bindir" ;;
+esac
