@@ -36,6 +36,7 @@ COMPONENT_RULE = "rule"
 COMPONENT_GATEWAY = "gateway"
 COMPONENT_MESH = "mesh-config"
 COMPONENT_NETPOL = "anti-bypass"
+COMPONENT_DEFAULT_DENY = "default-deny"
 
 
 def _meta(policy, name, namespace, component, rule=None, annotations=None):
@@ -215,6 +216,17 @@ def authorization_policy(policy, rule):
                  "rules": [policy_rule]})
 
 
+def allow_nothing_policy(policy):
+    """Istio's documented "allow-nothing" policy on the gateway: an ALLOW policy without rules
+    matches nothing. It keeps the gateway default-deny when no other ALLOW policy is enforced
+    there (no rules, or only dry-run rules), because a workload without any enforced ALLOW
+    policy allows every request."""
+    return _obj(policy.api_versions["security"], "AuthorizationPolicy",
+                _meta(policy, policy.name_prefix + "allow-nothing", policy.gateway["namespace"],
+                      COMPONENT_DEFAULT_DENY),
+                {"selector": {"matchLabels": dict(policy.gateway["labels"])}, "action": "ALLOW"})
+
+
 def rule_objects(policy, rule):
     objs = [service_entry(policy, rule), gateway(policy, rule), gateway_destination_rule(policy, rule)]
     for host in rule.hosts:
@@ -385,7 +397,9 @@ def network_policy_objects(policy):
 # --- everything ---------------------------------------------------------------------------
 
 def build_groups(policy):
-    """[(group, [objects])] in a fixed order; a group becomes one rendered file."""
+    """[(group, [objects])] in a fixed order; a group becomes one rendered file.
+
+    Order: gateway, mesh config, default deny, rules by name, NetworkPolicies."""
     groups = []
     gw_objs = gateway_objects(policy)
     if gw_objs:
@@ -393,6 +407,7 @@ def build_groups(policy):
     mesh_objs = mesh_objects(policy)
     if mesh_objs:
         groups.append(("mesh/outbound-policy", mesh_objs))
+    groups.append(("authorization/allow-nothing", [allow_nothing_policy(policy)]))
     for rule in policy.rules:
         groups.append(("rules/%s" % rule.name, rule_objects(policy, rule)))
     np_objs = network_policy_objects(policy)

@@ -28,7 +28,9 @@ def _build(raw):
 
 
 def _by_kind(objs, kind):
-    return [o for o in objs if o["kind"] == kind]
+    """Objects of a kind; for AuthorizationPolicy only the per-rule ones (not allow-nothing)."""
+    return [o for o in objs if o["kind"] == kind
+            and not (kind == "AuthorizationPolicy" and "egress.meshguard.io/rule" not in o["metadata"]["labels"])]
 
 
 def _rule(**kw):
@@ -154,6 +156,14 @@ def test_dry_run_annotation():
     assert "annotations" not in _by_kind(objs, "AuthorizationPolicy")[0]["metadata"]
 
 
+def test_gateway_is_default_deny_with_istios_allow_nothing_policy():
+    objs = [o for o in _build({"rules": []}) if o["kind"] == "AuthorizationPolicy"]
+    assert [(o["metadata"]["name"], o["spec"]) for o in objs] == [
+        ("meshguard-allow-nothing", {"selector": {"matchLabels": {"app": "istio-egressgateway",
+                                                                  "istio": "egressgateway"}},
+                                     "action": "ALLOW"})]
+
+
 def test_older_api_versions_are_used_everywhere():
     objs = _build({"rules": [_rule()], "mesh": {"method": "sidecar"},
                    "api_versions": {"networking": "networking.istio.io/v1alpha3",
@@ -238,8 +248,9 @@ def test_object_identities_are_unique(example, example_names):
 
 def test_rendered_files_and_kustomization(example):
     files = render_files(normalize_policy(example("namespace-get-only")))
-    assert sorted(files) == ["gateway/istio-egressgateway.yaml", "kustomization.yaml", "mesh/outbound-policy.yaml",
-                             "network-policies/anti-bypass.yaml", "rules/exchange-rates.yaml"]
+    assert sorted(files) == ["authorization/allow-nothing.yaml", "gateway/istio-egressgateway.yaml",
+                             "kustomization.yaml", "mesh/outbound-policy.yaml", "network-policies/anti-bypass.yaml",
+                             "rules/exchange-rates.yaml"]
     kustomization = yaml.safe_load(files["kustomization.yaml"])
     assert kustomization["resources"] == sorted(f for f in files if f != "kustomization.yaml")
     files = render_files(normalize_policy(example("baidu")))
