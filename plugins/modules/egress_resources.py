@@ -40,6 +40,12 @@ options:
         a C(kustomization.yaml)) for C(kubectl apply -k), Argo CD or Flux.
     type: bool
     default: false
+  resources:
+    description:
+      - Return RV(resources), the objects as data. Set V(false) when only RV(files) are needed:
+        a large nested result costs Ansible noticeable time to post-process.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -58,8 +64,6 @@ seealso:
   - name: Istio AuthorizationPolicy reference
     description: Semantics of the generated ALLOW policies.
     link: https://istio.io/latest/docs/reference/config/security/authorization-policy/
-requirements:
-  - PyYAML (ships with ansible-core), only for O(render=true)
 """
 
 EXAMPLES = r"""
@@ -114,7 +118,7 @@ EXAMPLES = r"""
 RETURN = r"""
 resources:
   description: Every object to apply, in a stable order (gateway, mesh config, rules by name, NetworkPolicies).
-  returned: always
+  returned: when O(resources=true)
   type: list
   elements: dict
   sample:
@@ -186,18 +190,19 @@ labels:
     egress.meshguard.io/policy: default
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshguard.egress.plugins.module_utils.argspec import POLICY_ARG_SPEC, policy_from_params
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import (
     LABEL_MANAGED_BY, LABEL_POLICY, build_groups, mesh_config, summary_lines)
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import MANAGED_BY, PolicyError, normalize_policy
-from ansible_collections.meshguard.egress.plugins.module_utils.render import HAS_YAML, render_files
+from ansible_collections.meshguard.egress.plugins.module_utils.render import render_files
 
 
 def main():
     argument_spec = dict(POLICY_ARG_SPEC)
     argument_spec["render"] = dict(type="bool", default=False)
+    argument_spec["resources"] = dict(type="bool", default=True)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
     try:
@@ -209,15 +214,14 @@ def main():
     resources = [obj for _, objs in groups for obj in objs]
     result = dict(
         changed=False,
-        resources=resources,
         summary=summary_lines(policy, resources),
         mesh_config=mesh_config(policy),
         rules=[rule.as_dict() for rule in policy.rules],
         labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_POLICY: policy.policy_name},
     )
+    if module.params["resources"]:
+        result["resources"] = resources
     if module.params["render"]:
-        if not HAS_YAML:
-            module.fail_json(msg=missing_required_lib("PyYAML"))
         result["files"] = render_files(policy, groups)
     module.exit_json(**result)
 
