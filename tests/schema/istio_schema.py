@@ -88,7 +88,7 @@ def _read_versions_env(path: Path = VERSIONS_ENV) -> dict[str, str]:
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
-        key, _, value = line.partition("=")
+        key, value = line.split("=", 1)
         values[key.strip()] = value.strip().strip("'\"")
     return values
 
@@ -246,10 +246,7 @@ _CEL_RULES: dict[str, Callable[[Any], bool]] = {
         lambda s: _count(s, "workloadSelector", "endpoints") <= 1,
     '!((has(self.addresses) ? self.addresses : []).exists(k, k.contains("/")) && '
     '!((has(self.resolution) ? self.resolution : "NONE") in ["STATIC", "NONE"]))':
-        lambda s: not (
-            any("/" in a for a in _get(s, "addresses", []))
-            and _get(s, "resolution", "NONE") not in ("STATIC", "NONE")
-        ),
+        lambda s: not (any("/" in a for a in _get(s, "addresses", [])) and _get(s, "resolution", "NONE") not in ("STATIC", "NONE")),
     '((has(self.resolution) ? self.resolution : "NONE") == "NONE") ? !has(self.endpoints) : true':
         lambda s: _get(s, "resolution", "NONE") != "NONE" or not _has(s, "endpoints"),
     '((has(self.resolution) ? self.resolution : "") == "DNS_ROUND_ROBIN") ? '

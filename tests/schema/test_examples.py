@@ -93,6 +93,7 @@ def test_example_has_the_documented_istio_kinds(rendered, example):
     """Each policy yields at least one object of every kind of the documented pattern."""
     if example is None:
         pytest.fail("no examples/*.yml policies found", pytrace=False)
-    kinds = {obj.get("kind") for _, _, obj in _objects(rendered / example) if isinstance(obj, dict) and _is_istio(obj)}
+    objects = [item[2] for item in _objects(rendered / example)]
+    kinds = {obj.get("kind") for obj in objects if isinstance(obj, dict) and _is_istio(obj)}
     expected = {"ServiceEntry", "Gateway", "DestinationRule", "VirtualService", "AuthorizationPolicy"}
     assert expected <= kinds, f"{example}: missing {sorted(expected - kinds)} (found {sorted(kinds)})"

@@ -70,7 +70,9 @@ print(get_venv_packages(SimpleNamespace(version="3.11"))["pip"])
 PY
 )
 get_pip="$HOME/.ansible/test/cache/get_pip_${pip_pin//./_}.py"
-if [ ! -f "$get_pip" ]; then
+# Write it when missing or when it is ours (so a changed stand-in replaces an older one); a
+# real get-pip script that someone saved there is left alone.
+if [ ! -f "$get_pip" ] || grep -q 'written by meshguard.egress' "$get_pip"; then
   mkdir -p "$(dirname "$get_pip")"
   cat >"$get_pip.tmp" <<'PY'
 """Stand-in for get-pip.py, written by meshguard.egress tests/tools/ansible-test.sh.
