@@ -44,8 +44,9 @@ test-schema: collection ## every example's objects against Istio's own CRD schem
 sanity: ## ansible-test sanity and units on a copy under ansible_collections/meshguard/egress
 	tests/tools/ansible-test.sh
 
-lint: collection ## ansible-lint (production profile) and yamllint
+lint: collection ## ansible-lint (production profile), yamllint, changelog fragments
 	tests/tools/lint.sh
+	antsibull-changelog lint
 
 bench-render: collection ## time rendering 10 vs 1,000 rules through the module
 	$(PY) tests/bench/bench_render.py
