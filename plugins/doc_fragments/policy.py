@@ -78,9 +78,9 @@ options:
             elements: str
       dry_run:
         description:
-          - Mark the rule's AuthorizationPolicy with annotation C(istio.io/dry-run=true): Istio
-            evaluates and logs it but does not enforce it. While any other ALLOW policy is
-            enforced on the gateway, requests this rule would allow are still denied.
+          - Mark the rule's AuthorizationPolicy with annotation C(istio.io/dry-run=true). Istio
+            evaluates and logs it but does not enforce it. The gateway stays default-deny, so
+            requests this rule would allow are denied until O(rules[].dry_run) is removed.
         type: bool
         default: false
       credential_name:

@@ -24,8 +24,8 @@ description:
     Service, Deployment with gateway injection), C(Sidecar) resources for the outbound
     traffic policy, and anti-bypass NetworkPolicies. RV(mesh_config) says what must change
     in the mesh ConfigMap when O(mesh.method=configmap).
-  - Talks to no cluster and changes nothing; apply the result with the collection's roles
-    or write it to files with the C(meshguard.egress.render) playbook.
+  - Talks to no cluster and changes nothing. Write the result to files with the
+    C(meshguard.egress.render) playbook, or apply RV(resources) with M(kubernetes.core.k8s).
   - Every object is labelled C(app.kubernetes.io/managed-by=meshguard.egress),
     C(egress.meshguard.io/policy) and (per-rule objects) C(egress.meshguard.io/rule), so
     that an apply can prune exactly what it created. Output order and names are stable.
@@ -42,7 +42,7 @@ options:
     default: false
   resources:
     description:
-      - Return RV(resources), the objects as data. Set V(false) when only RV(files) are needed:
+      - Return RV(resources), the objects as data. Set V(false) when only RV(files) are needed;
         a large nested result costs Ansible noticeable time to post-process.
     type: bool
     default: true
