@@ -417,7 +417,7 @@ def build_groups(policy):
 
 
 def build_resources(policy):
-    return [obj for _, objs in build_groups(policy) for obj in objs]
+    return [obj for dummy, objs in build_groups(policy) for obj in objs]
 
 
 def summary_lines(policy, resources):
@@ -426,8 +426,8 @@ def summary_lines(policy, resources):
     if not mesh["manage"]:
         mesh_text = "mesh outbound policy not managed"
     elif mesh["method"] == "configmap":
-        mesh_text = "mesh %s via ConfigMap %s/%s" % (mesh["outbound_policy"], mesh["istio_namespace"],
-                                                    mesh["configmap"])
+        mesh_text = "mesh %s via ConfigMap %s/%s" % (
+            mesh["outbound_policy"], mesh["istio_namespace"], mesh["configmap"])
     else:
         mesh_text = "mesh %s via Sidecar in %s" % (mesh["outbound_policy"], ", ".join(sidecar_namespaces(policy)))
     lines = ["policy %s: %d rule%s, %d objects; gateway %s/%s (%s); %s; anti-bypass NetworkPolicies %s" % (

@@ -478,7 +478,7 @@ def _check_labels_map(errs, where, labels):
         if not isinstance(key, str):
             errs.add(where, "label key %r must be a string" % (key,))
             continue
-        prefix, _, name = key.rpartition("/")
+        prefix, dummy, name = key.rpartition("/")
         if (prefix and not is_dns_subdomain(prefix)) or len(name) > 63 or not _LABEL_NAME_RE.match(name):
             errs.add("%s.%s" % (where, key), "%r is not a valid label key" % key)
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE_RE.match(value):

@@ -30,7 +30,7 @@ description:
     C(egress.meshguard.io/policy) and (per-rule objects) C(egress.meshguard.io/rule), so
     that an apply can prune exactly what it created. Output order and names are stable.
 author:
-  - meshguard.egress developers
+  - meshguard.egress developers (@meshguard)
 extends_documentation_fragment:
   - meshguard.egress.policy
 options:
@@ -52,6 +52,7 @@ attributes:
     description: The module never changes anything, so check mode returns the same result.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is nothing to diff; the apply roles show diffs.
 notes:
   - The policy is validated completely before anything is built. Invalid input fails with
     one message listing every problem, each naming the rule (index and name) and the field.
@@ -153,7 +154,9 @@ summary:
   type: list
   elements: str
   sample:
-    - "policy default: 1 rule, 11 objects; gateway istio-system/istio-egressgateway (managed); mesh REGISTRY_ONLY via ConfigMap istio-system/istio; anti-bypass NetworkPolicies off"
+    - >-
+      policy default: 1 rule, 12 objects; gateway istio-system/istio-egressgateway (managed);
+      mesh REGISTRY_ONLY via ConfigMap istio-system/istio; anti-bypass NetworkPolicies off
     - "rule baidu [originate]: www.baidu.com port 443 <- bookinfo/bookinfo-productpage"
 mesh_config:
   description: What the outbound traffic policy needs; with method configmap, the ConfigMap and key to patch.
@@ -211,7 +214,7 @@ def main():
         module.fail_json(msg=str(exc), errors=exc.errors)
 
     groups = build_groups(policy)
-    resources = [obj for _, objs in groups for obj in objs]
+    resources = [obj for dummy, objs in groups for obj in objs]
     result = dict(
         changed=False,
         summary=summary_lines(policy, resources),

@@ -20,7 +20,7 @@ description:
     refused, so a wrong path never loses someone else's files.
   - Files are replaced atomically; unchanged files are not rewritten.
 author:
-  - meshguard.egress developers
+  - meshguard.egress developers (@meshguard)
 options:
   dest:
     description: The output directory; created if missing.

@@ -19,7 +19,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils import builder
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.plugins.module_utils.render import render_files
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "seed-baidu.yaml")
+GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "seed-baidu.expected.txt")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -115,8 +115,8 @@ def test_mutual_tls_origination_with_client_certificate():
     objs = _build({"rules": [_rule(credential_name="client-cert", port=8443)]})
     dr = [o for o in _by_kind(objs, "DestinationRule") if o["spec"]["host"] == "h.example.com"][0]
     assert dr["spec"]["trafficPolicy"]["portLevelSettings"] == [
-        {"port": {"number": 8443}, "tls": {"mode": "MUTUAL", "credentialName": "client-cert",
-                                             "sni": "h.example.com"}}]
+        {"port": {"number": 8443},
+         "tls": {"mode": "MUTUAL", "credentialName": "client-cert", "sni": "h.example.com"}}]
 
 
 def test_namespace_and_principal_sources_and_l7_limits():
@@ -200,9 +200,8 @@ def test_sidecar_method_scopes():
 
 
 def test_anti_bypass_network_policies_cover_every_client_namespace():
-    objs = _build({"rules": [_rule(allow=["shop/a", "reports"]), _rule(name="s", hosts=["s.example.com"],
-                                                                        allow=["ci"])],
-                   "network_policy": {"enabled": True, "namespaces": ["batch"]}})
+    rules = [_rule(allow=["shop/a", "reports"]), _rule(name="s", hosts=["s.example.com"], allow=["ci"])]
+    objs = _build({"rules": rules, "network_policy": {"enabled": True, "namespaces": ["batch"]}})
     policies = _by_kind(objs, "NetworkPolicy")
     assert [p["metadata"]["namespace"] for p in policies] == ["batch", "ci", "reports", "shop"]
     assert policies[0]["spec"] == {"podSelector": {}, "policyTypes": ["Egress"],

@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
-
-import authz_eval
+from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils import authz_eval
 
 NAMESPACES = ["bookinfo", "shop", "ci", "team-x"]
 ACCOUNTS = ["default", "productpage", "checkout", "runner"]
@@ -82,7 +81,7 @@ def policies(draw):
 
 def _identity_of(entry):
     if isinstance(entry, str):
-        namespace, _, account = entry.partition("/")
+        namespace, dummy, account = entry.partition("/")
         return namespace, account or None
     return entry["namespace"], entry.get("service_account")
 
