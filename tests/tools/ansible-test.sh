@@ -24,8 +24,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 what=${1:-all}
 [ $# -gt 0 ] && shift
-case $what in sanity | units | all) ;; *)
-  echo "usage: $0 [sanity|units|all] [ansible-test args...]" >&2
+case $what in sanity | units | integration | all) ;; *)
+  echo "usage: $0 [sanity|units|integration|all] [ansible-test args...]" >&2
   exit 2
   ;;
 esac
@@ -154,6 +154,19 @@ if [ "$what" = units ] || [ "$what" = all ]; then
   fi
   echo "ansible-test.sh: units exit $u in $((SECONDS - start))s" >&2
   [ "$u" -eq 0 ] || rc=1
+fi
+
+if [ "$what" = integration ] || [ "$what" = all ]; then
+  # tests/integration/targets: the modules and the render role run for real by ansible-playbook
+  # on the controller (localhost), the way ansible-test runs collection integration targets.
+  echo "=== ansible-test integration (Python $PYVER, controller) ===" >&2
+  start=$SECONDS
+  set +e
+  ansible-test integration "${common[@]}" "$@"
+  i=$?
+  set -e
+  echo "ansible-test.sh: integration exit $i in $((SECONDS - start))s" >&2
+  [ "$i" -eq 0 ] || rc=1
 fi
 
 exit "$rc"
