@@ -41,7 +41,7 @@ test-unit: collection ## unit tests: model, validation, builder, module, golden,
 test-schema: collection ## every example's objects against Istio's own CRD schemas (needs go)
 	$(PY) -m pytest -q tests/schema
 
-sanity: ## ansible-test sanity and units on a copy under ansible_collections/meshguard/egress
+sanity: ## ansible-test sanity, units and integration on a copy under ansible_collections/meshguard/egress
 	tests/tools/ansible-test.sh
 
 lint: collection ## ansible-lint (production profile), yamllint, changelog fragments
