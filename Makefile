@@ -33,7 +33,7 @@ $(COLLECTION_LINK):
 render: collection ## main job: render POLICY (default: the seed example) to OUT, print the summary
 	ansible-playbook meshguard.egress.render -e @$(POLICY) -e meshguard_egress_render_dir=$(abspath $(OUT))
 
-test: collection test-unit test-schema sanity lint lab-test ## run every test tier (CI runs this)
+test: collection test-unit test-schema sanity lint molecule lab-test ## run every test tier (CI runs this)
 
 test-unit: collection ## unit tests: model, validation, builder, module, golden, property tests
 	$(PY) -m pytest -q tests/unit
@@ -47,6 +47,10 @@ sanity: ## ansible-test sanity, units and integration on a copy under ansible_co
 lint: collection ## ansible-lint (production profile), yamllint, changelog fragments
 	tests/tools/lint.sh
 	antsibull-changelog lint
+
+.PHONY: molecule
+molecule: collection ## Molecule scenarios of the roles (extensions/molecule), on localhost
+	molecule test --all
 
 bench-render: collection ## time rendering 10 vs 1,000 rules through the module
 	$(PY) tests/bench/bench_render.py
