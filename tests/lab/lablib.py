@@ -67,5 +67,24 @@ class Lab:
     def kubectl_run(self, *args: str, **kw):
         return self.run(self.kubectl, *args, **kw)
 
+    def ensure_revision(self, revision: str) -> None:
+        """Install Istio revision `revision` into the lab if it is not there yet (its mesh
+        ConfigMap, injection templates, and its own istiod with webhooks)."""
+        proc = subprocess.run(
+            [str(SCRIPTS / "lab.sh"), "revision", revision], text=True, capture_output=True, timeout=300
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"lab.sh revision {revision} failed:\n{proc.stderr}")
+
+    def egress_gateway(self, name: str, namespace: str, delete: bool = False) -> None:
+        """Install (or remove) Istio's own egress gateway `name` in `namespace`, as istioctl's
+        components.egressGateways does: the gateway a policy with manage: false reuses."""
+        proc = subprocess.run(
+            [str(SCRIPTS / "lab.sh"), "egress-gateway", name, namespace, *(["--delete"] if delete else [])],
+            text=True, capture_output=True, timeout=300,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"lab.sh egress-gateway {name} {namespace} failed:\n{proc.stderr}")
+
     def istioctl_run(self, *args: str, **kw):
         return self.run(self.istioctl, "--kubeconfig", self.kubeconfig, *args, **kw)

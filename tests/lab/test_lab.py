@@ -190,14 +190,28 @@ def test_exec_runs_with_the_pods_identity(lab, pods):
     assert pwd == b["MESHGUARD_POD_DIR"] != a["MESHGUARD_POD_DIR"]
     ident = json.loads(lab.kubectl_run("-n", pods, "exec", "pod-b", "--", "cat", "pod.json").stdout)
     assert (ident["namespace"], ident["name"], ident["serviceAccount"]) == (pods, "pod-b", "beta")
-    assert ident["labels"] == {"app": "pod-b"}
+    live = json.loads(lab.kubectl_run("-n", pods, "get", "pod", "pod-b", "-o", "json").stdout)
+    assert ident["labels"] == live["metadata"]["labels"] and ident["labels"]["app"] == "pod-b"
+    assert ident["containers"] == ["main", "sidecar"]
 
 
 def test_exec_passes_exit_codes_and_stdin(lab, pods):
-    proc = lab.kubectl_run("-n", pods, "exec", "pod-a", "--", "sh", "-c", "exit 3", check=False)
-    assert proc.returncode == 3
-    proc = lab.kubectl_run("-n", pods, "exec", "-i", "pod-a", "--", "cat", input="hello lab\n")
+    # as against a real kubelet, kubectl exits with the command's code (kwok patch 0001)
+    for code in (3, 56):
+        proc = lab.kubectl_run("-n", pods, "exec", "pod-a", "--", "sh", "-c", f"echo out; echo err >&2; exit {code}", check=False)
+        assert (proc.returncode, proc.stdout) == (code, "out\n"), proc.stderr
+        assert "err\n" in proc.stderr
+    # stdin reaches the command and its end ends the command's stdin (kwok patch 0002)
+    proc = lab.kubectl_run("-n", pods, "exec", "-i", "pod-a", "--", "cat", input="hello lab\n", timeout=30)
     assert proc.stdout == "hello lab\n"
+
+
+def test_curl_without_the_stand_in_refuses(lab, pods):
+    """Until the data-plane stand-in exists, `curl` in a pod must not reach the network."""
+    if "placeholder" not in Path(lab.hooks, "curl").read_text():
+        pytest.skip("the data-plane stand-in is installed; its own tests cover curl")
+    proc = lab.kubectl_run("-n", pods, "exec", "pod-a", "--", "curl", "-sS", "http://www.example.com/", check=False, timeout=30)
+    assert proc.returncode == 7 and "stand-in not installed" in proc.stderr, proc.stderr
 
 
 def test_exec_finds_commands_in_the_hook_directory_first(lab, pods):
@@ -214,3 +228,71 @@ def test_exec_target_goes_away_with_the_pod(lab, namespace):
     _exec_env(lab, namespace, "short-lived")
     lab.kubectl_run("-n", namespace, "delete", "pod", "short-lived", "--wait=true", "--timeout=60s")
     lab.kubectl_run("-n", namespace, "wait", "--for=delete", "exec.kwok.x-k8s.io/short-lived", "--timeout=60s")
+
+
+# --- the real istiod: validating and injecting webhook on loopback -------------------------
+
+
+def _wildcard_dns_service_entry(ns: str, labels: dict | None = None) -> str:
+    meta = {"name": "wildcard-dns", "namespace": ns}
+    if labels:
+        meta["labels"] = labels
+    return yaml.safe_dump(
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "ServiceEntry",
+            "metadata": meta,
+            "spec": {
+                "hosts": ["*.example.com"],
+                "resolution": "DNS",
+                "ports": [{"number": 443, "name": "https", "protocol": "HTTPS"}],
+            },
+        }
+    )
+
+
+def test_istiod_rejects_what_the_crd_schema_accepts(lab, namespace):
+    # Wildcard hosts cannot be resolved by DNS: Istio's validation refuses, the schema does not.
+    bad = lab.kubectl_run(
+        "apply", "--dry-run=server", "-f", "-", input=_wildcard_dns_service_entry(namespace), check=False
+    )
+    assert bad.returncode != 0
+    assert 'admission webhook "validation.istio.io" denied the request' in bad.stderr, bad.stderr
+    # objects of the default revision go through the per-revision webhook
+    rev = lab.kubectl_run(
+        "apply", "--dry-run=server", "-f", "-",
+        input=_wildcard_dns_service_entry(namespace, {"istio.io/rev": "default"}), check=False,
+    )
+    assert 'admission webhook "rev.validation.istio.io" denied the request' in rev.stderr, rev.stderr
+    # for a revision no istiod serves, only the CRD schema judges: the same object passes
+    lab.kubectl_run(
+        "apply", "--dry-run=server", "-f", "-",
+        input=_wildcard_dns_service_entry(namespace, {"istio.io/rev": "no-such-revision"}),
+    )
+
+
+def test_istiod_injects_pods_in_injection_enabled_namespaces(lab):
+    ns = "lab-inject-" + uuid.uuid4().hex[:6]
+    lab.kubectl_run("create", "namespace", ns)
+    try:
+        lab.kubectl_run("label", "namespace", ns, "istio-injection=enabled")
+        lab.kubectl_run("-n", ns, "create", "serviceaccount", "web")
+        lab.kubectl_run("apply", "-f", "-", input=_pod("web", ns, "web"))
+        lab.kubectl_run("-n", ns, "wait", "--for=condition=Ready", "pod/web", "--timeout=90s")
+        pod = json.loads(lab.kubectl_run("-n", ns, "get", "pod", "web", "-o", "json").stdout)
+        names = [c["name"] for c in pod["spec"]["containers"] + pod["spec"].get("initContainers", [])]
+        assert "istio-proxy" in names, names
+        status = json.loads(pod["metadata"]["annotations"]["sidecar.istio.io/status"])
+        assert status["revision"] == "default"
+        # exec reaches the injected sidecar container too, with the pod's identity
+        env = _exec_env(lab, ns, "web", "-c", "istio-proxy")
+        assert (env["MESHGUARD_POD_SERVICE_ACCOUNT"], env["MESHGUARD_CONTAINER_NAME"]) == ("web", "istio-proxy")
+    finally:
+        lab.kubectl_run("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_istioctl_analyze_finds_nothing_wrong_with_the_bare_lab(lab):
+    proc = lab.istioctl_run(
+        "analyze", "--all-namespaces", "--failure-threshold=Warning", "--output-threshold=Warning", check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -4,7 +4,8 @@
 # where <key> hashes the pins, go.mod/go.sum/sources of that module, this script and the Go
 # version. A directory that exists and holds .complete is reused as is: only the first build
 # on a machine (or after a pin changes) compiles anything.
-#   build.sh            build what is missing, print nothing on stdout
+#   build.sh [COMP...]  build what is missing (all components, or the ones named: kwok etcd
+#                       kube istio), print nothing on stdout
 #   build.sh --dirs     print COMPONENT=DIR lines for the cached builds (no building)
 #   build.sh --cached   exit 0 if every component is cached, 1 otherwise (no building)
 set -euo pipefail
@@ -25,7 +26,8 @@ version_of() {
 dir_of() { # COMPONENT -> cache dir
   local c=$1 key
   key=$( { echo "$GO_VERSION"; echo "$(version_of "$c")"; echo "recipe $RECIPE";
-           find "$LAB_DIR/go/$c" -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) | LC_ALL=C sort | xargs cat; } \
+           find "$LAB_DIR/go/$c" -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) | LC_ALL=C sort | xargs cat
+           if [ -d "$LAB_DIR/patches/$c" ]; then find "$LAB_DIR/patches/$c" -type f | LC_ALL=C sort | xargs cat; fi; } \
          | sha256sum | cut -c1-12)
   echo "$LAB_CACHE/bin/$c-$(version_of "$c")-$key"
 }
@@ -51,7 +53,20 @@ build_one() { # COMPONENT
     etcd)
       go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" ./cmd/etcd ;;
     kwok)
-      go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${ver#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}" -o "$tmp/" tool ;;
+      # kwok, kwokctl (tools) and our lab-podexec, which reuses kwok's dependency set.
+      # tests/lab/patches/kwok/*.patch are applied to a copy of the pinned module, which a
+      # copy of our module then replaces sigs.k8s.io/kwok with (go.sum still pins every
+      # other dependency).
+      local upstream
+      upstream=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+      cp -r "$upstream" "$tmp/src-kwok"; chmod -R u+w "$tmp/src-kwok"
+      for p in "$LAB_DIR"/patches/kwok/*.patch; do
+        patch -d "$tmp/src-kwok" -p1 --quiet --no-backup-if-mismatch <"$p" || die "patch $p does not apply to kwok $ver"
+      done
+      cp -r "$LAB_DIR/go/kwok" "$tmp/src-mod"
+      cd "$tmp/src-mod"
+      go mod edit -replace "sigs.k8s.io/kwok=$tmp/src-kwok"
+      go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${ver#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}" -o "$tmp/" tool ./cmd/lab-podexec ;;
     istio)
       local rev=${ver##*-} base pv=istio.io/istio/pkg/version
       base=$(cat "$(go list -m -f '{{.Dir}}' istio.io/istio)/VERSION")
@@ -60,6 +75,7 @@ build_one() { # COMPONENT
       cp "$(go list -m -f '{{.Dir}}' istio.io/istio)/manifests/charts/base/files/crd-all.gen.yaml" "$tmp/crd-all.gen.yaml"
       chmod 0644 "$tmp/crd-all.gen.yaml" ;;
   esac
+  rm -rf "$tmp/src-kwok" "$tmp/src-mod"
   echo "$c $ver built in $(( $(date +%s) - start ))s with $GO_VERSION" >"$tmp/.complete"
   rm -rf "$out"; mv "$tmp" "$out"
   lab_log "built $c in $(( $(date +%s) - start ))s"
@@ -68,10 +84,11 @@ build_one() { # COMPONENT
 case ${1:-} in
   --dirs) for c in $COMPONENTS; do echo "$c=$(dir_of "$c")"; done ;;
   --cached) for c in $COMPONENTS; do [ -f "$(dir_of "$c")/.complete" ] || exit 1; done; exit 0 ;;
-  "")
+  ""|kwok|etcd|kube|istio)
     command -v go >/dev/null || die "go not found"
-    need=0; for c in $COMPONENTS; do [ -f "$(dir_of "$c")/.complete" ] || need=1; done
-    if [ $need = 1 ]; then "$LAB_DIR/scripts/gen-modules.sh" --check; fi
-    for c in $COMPONENTS; do build_one "$c"; done ;;
+    only=${*:-$COMPONENTS} need=""
+    for c in $only; do [ -f "$(dir_of "$c")/.complete" ] || need+=" $c"; done
+    if [ -n "$need" ]; then "$LAB_DIR/scripts/gen-modules.sh" --check $need; fi
+    for c in $only; do build_one "$c"; done ;;
   *) die "usage: build.sh [--dirs|--cached]" ;;
 esac

@@ -9,12 +9,14 @@
 #     requirement and are dropped;
 #   - the binaries to build are `tool` directives; `go mod tidy` writes the rest and go.sum.
 # --check regenerates into a temporary copy and fails if go.mod/go.sum would change.
+# Usage: gen-modules.sh [--check] [COMPONENT...]   (components: kube etcd kwok istio; default all)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 export GOFLAGS="${GOFLAGS/-mod=readonly/}"
 
 mode=generate
-[ "${1:-}" = "--check" ] && mode=check
+if [ "${1:-}" = "--check" ]; then mode=check; shift; fi
+ONLY=" ${*:-kube etcd kwok istio} "   # optional: the components to (re)generate
 
 upstream_gomod() { # MOD@VER -> path of its go.mod in the module cache
   go mod download -json "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); e=d.get("Error"); print(d["GoMod"]) if not e else sys.exit("go mod download: "+e)'
@@ -51,24 +53,27 @@ for r in d.get("Replace") or []:
   )
 }
 
+want() { [[ $ONLY == *" $1 "* ]]; }
+
 generate_all() { # ROOT
   local root=$1
-  write_module "$root/kube" meshguard.egress/lab/kube k8s.io/kubernetes "$KUBERNETES_VERSION" \
+  want kube && write_module "$root/kube" meshguard.egress/lab/kube k8s.io/kubernetes "$KUBERNETES_VERSION" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
   # etcd: the etcd repo's root module (the `etcd` command) uses local replaces and cannot be
   # depended on; etcdmain.Main is the whole etcd CLI, called from cmd/etcd/main.go here.
-  write_module "$root/etcd" meshguard.egress/lab/etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
-  write_module "$root/kwok" meshguard.egress/lab/kwok sigs.k8s.io/kwok "$KWOK_VERSION" \
+  want etcd && write_module "$root/etcd" meshguard.egress/lab/etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+  want kwok && write_module "$root/kwok" meshguard.egress/lab/kwok sigs.k8s.io/kwok "$KWOK_VERSION" \
     sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
-  write_module "$root/istio" meshguard.egress/lab/istio istio.io/istio "$ISTIO_MODULE_VERSION" \
+  want istio && write_module "$root/istio" meshguard.egress/lab/istio istio.io/istio "$ISTIO_MODULE_VERSION" \
     istio.io/istio/istioctl/cmd/istioctl istio.io/istio/pilot/cmd/pilot-discovery
+  return 0
 }
 
 src="$LAB_DIR/go"
 if [ "$mode" = generate ]; then
   generate_all "$src"
-  lab_log "generated $(cd "$src" && ls -d */ | tr -d / | tr '\n' ' ')from $VERSIONS_ENV"
+  lab_log "generated${ONLY}(from $VERSIONS_ENV)"
 else
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   cp -r "$src/." "$tmp/"

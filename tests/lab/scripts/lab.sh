@@ -7,6 +7,11 @@
 #   lab.sh down     stop it and remove its runtime state
 #   lab.sh status   print kubeconfig path, health, nodes, processes and their memory
 #   lab.sh healthy  exit 0 when the lab is up and healthy, 1 otherwise (quiet)
+#   lab.sh revision REV  add Istio revision REV to the running lab (mesh ConfigMap istio-REV,
+#                   injection templates, and its own istiod and webhooks); idempotent
+#   lab.sh egress-gateway NAME NAMESPACE [--delete]  add (remove) Istio's own egress gateway
+#                   NAME in NAMESPACE, as istioctl's components.egressGateways installs it
+#                   (for policies that reuse an existing gateway); idempotent
 #   lab.sh kubeconfig   print the kubeconfig path
 #   lab.sh bindir       print the directory holding kubectl/istioctl of the current build
 set -euo pipefail
@@ -19,11 +24,12 @@ PODS_DIR="$LAB_STATE/pods"
 LOG="$LAB_STATE/lab.log"
 # The data-plane stand-in's hook directory: first on PATH of every command `kubectl exec` runs.
 HOOKS_DIR=${MESHGUARD_LAB_HOOKS:-$LAB_DIR/hooks/bin}
-# Revisions for which an `istio-<rev>` mesh ConfigMap is laid down next to `istio`.
+# Istio revisions installed next to the default one (`istio-<rev>` mesh ConfigMap, ...).
 ISTIO_REVISIONS=${MESHGUARD_LAB_ISTIO_REVISIONS:-canary}
-# Run the real istiod (pilot-discovery) on loopback as the validating admission webhook.
+# Run the real istiod (pilot-discovery), one per revision, on loopback as the validating and
+# injecting admission webhook. 0: lay down the objects only, no istiod, no webhooks.
 ISTIOD=${MESHGUARD_LAB_ISTIOD:-1}
-ISTIOD_DIR="$LAB_STATE/istiod"
+ISTIOD_ROOT="$LAB_STATE/istiod"   # one directory per revision: default, <rev>...
 
 load_dirs() {
   local line
@@ -50,7 +56,8 @@ link_current() {
 kc() { "$KUBECTL" --kubeconfig "$LAB_KUBECONFIG" "$@"; }
 
 healthy() {
-  [ -f "$LAB_KUBECONFIG" ] && [ -x "${KUBECTL:-}" ] || return 1
+  # READY is written when lab-up finished every step, and removed before any step
+  [ -f "$LAB_STATE/READY" ] && [ -f "$LAB_KUBECONFIG" ] && [ -x "${KUBECTL:-}" ] || return 1
   kc get --raw /readyz --request-timeout=5s >/dev/null 2>&1 || return 1
   # every lab component still running (kwokctl's pid files)
   local p
@@ -59,16 +66,19 @@ healthy() {
     kill -0 "$(cat "$p")" 2>/dev/null || return 1
   done
   kc get node lab-node-0 >/dev/null 2>&1 || return 1
-  if [ -f "$ISTIOD_DIR/ports" ]; then
-    kill -0 "$(cat "$ISTIOD_DIR/istiod.pid" 2>/dev/null)" 2>/dev/null || return 1
-    istiod_ready || return 1
-  fi
+  local d
+  for d in "$ISTIOD_ROOT"/*/; do
+    [ -f "$d/ports" ] || continue
+    kill -0 "$(cat "$d/istiod.pid" 2>/dev/null)" 2>/dev/null || return 1
+    istiod_ready "$d" || return 1
+  done
 }
 
-istiod_ready() {
-  local http; http=$(awk '/^http=/{sub("http=","");print}' "$ISTIOD_DIR/ports")
+port_of() { awk -F= -v k="$2" '$1 == k {print $2}' "$1/ports"; }  # DIR KEY
+
+istiod_ready() { # DIR
   python3 -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)' \
-    "http://127.0.0.1:$http/ready" >/dev/null 2>&1
+    "http://127.0.0.1:$(port_of "$1" http)/ready" >/dev/null 2>&1
 }
 
 write_config() {
@@ -114,24 +124,21 @@ EOF
 }
 
 # What an installed Istio control plane leaves in a cluster that our roles read or change,
-# rendered by the lab's own istioctl (same version as the CRDs) rather than written by hand:
-# the istio-system namespace, the mesh ConfigMap `istio` (default revision) and
-# `istio-<rev>` for each revision in MESHGUARD_LAB_ISTIO_REVISIONS, and istiod's
-# ServiceAccount/Service/Deployment (whose pod kwok runs as a stand-in; the real istiod, when
-# run, runs on this machine). Webhook configurations are left out on purpose: they point at
-# the istiod Service, which has no real endpoint in the lab.
-install_istio_objects() { # OUT [extra istioctl args for the default revision]
-  local out=$1 rev; shift
-  : >"$out"
-  for rev in "" $ISTIO_REVISIONS; do
-    local args=(--set profile=minimal)
-    if [ -n "$rev" ]; then args+=(--set "revision=$rev"); else args+=("$@"); fi
-    # istioctl renders YAML; kubectl (client-side) turns it into JSON for the stdlib filter.
-    "$ISTIOCTL" manifest generate "${args[@]}" \
-      | kc create --dry-run=client -o json -f - \
-      | python3 "$LAB_DIR/scripts/filter-manifest.py" >>"$out"
-  done
-  kc create namespace istio-system --dry-run=client -o yaml | kc apply --server-side -f - >/dev/null
+# rendered by the lab's own istioctl (same version as the CRDs) rather than written by hand
+# and filtered by filter-manifest.py: the mesh ConfigMap `istio[-<rev>]`, the injection
+# templates `istio-sidecar-injector[-<rev>]`, istiod's ServiceAccount/Service/Deployment (whose
+# pod kwok runs as a placeholder; the real istiod runs on this machine) and, once that istiod
+# listens, the validating and injecting webhook configurations that call it by URL.
+# Webhook configurations that name the istiod Service are left out: it has no real endpoint.
+install_revision_objects() { # REV ("" = default) [extra istioctl --set args]
+  local rev=$1; shift
+  local out="$LAB_STATE/istio-control-plane${rev:+-$rev}.json"
+  local args=(--set profile=minimal)
+  [ -z "$rev" ] || args+=(--set "revision=$rev")
+  # istioctl renders YAML; kubectl (client-side) turns it into JSON for the stdlib filter.
+  "$ISTIOCTL" manifest generate "${args[@]}" "$@" \
+    | kc create --dry-run=client -o json -f - \
+    | python3 "$LAB_DIR/scripts/filter-manifest.py" >"$out"
   kc apply --server-side --field-manager=istio-lab-installer -f "$out" >/dev/null
 }
 
@@ -145,42 +152,64 @@ print("\n".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
 
-# The real istiod (pilot-discovery of the pinned Istio module) on this machine, listening on
-# loopback only, serving the TLS certificate of kwokctl's PKI (SAN 127.0.0.1); the API server
-# calls it by URL as Istio's validating admission webhook (the configuration istioctl renders
-# for base.validationURL / base.validationCABundle: failurePolicy Fail).
-start_istiod() {
-  local ports http https grpc sgrpc mon pki="$CLUSTER_DIR/pki"
-  mkdir -p "$ISTIOD_DIR"
+# The real istiod of revision REV (pilot-discovery of the pinned Istio module) on this machine,
+# listening on loopback only and serving the TLS certificate of kwokctl's PKI (SAN 127.0.0.1).
+# The API server calls it by URL: the webhook configurations istioctl renders for
+# base.validationURL / istiodRemote.injectionURL with their caBundle (failurePolicy Fail).
+start_istiod() { # REV ("" = default)
+  local rev=$1 dir="$ISTIOD_ROOT/${1:-default}" ports http https grpc sgrpc mon pki="$CLUSTER_DIR/pki"
+  mkdir -p "$dir"
   mapfile -t ports < <(free_ports 5)
   http=${ports[0]} https=${ports[1]} grpc=${ports[2]} sgrpc=${ports[3]} mon=${ports[4]}
-  printf 'http=%s\nhttps=%s\ngrpc=%s\nsecureGrpc=%s\nmonitoring=%s\n' "$http" "$https" "$grpc" "$sgrpc" "$mon" >"$ISTIOD_DIR/ports"
+  printf 'http=%s\nhttps=%s\ngrpc=%s\nsecureGrpc=%s\nmonitoring=%s\n' "$http" "$https" "$grpc" "$sgrpc" "$mon" >"$dir/ports"
   (
-    cd "$ISTIOD_DIR"
-    export POD_NAMESPACE=istio-system POD_NAME=istiod-lab REVISION=default KUBECONFIG="$LAB_KUBECONFIG"
+    cd "$dir"
+    export POD_NAMESPACE=istio-system POD_NAME="istiod-lab${rev:+-$rev}" REVISION="${rev:-default}" KUBECONFIG="$LAB_KUBECONFIG"
     # the webhook configurations carry their own caBundle: istiod must not patch them
     export VALIDATION_WEBHOOK_CONFIG_NAME="" INJECTION_WEBHOOK_CONFIG_NAME=""
-    export PILOT_ENABLE_ANALYSIS=false ENABLE_CA_SERVER=true
     setsid nohup "$ISTIO_BIN/pilot-discovery" discovery \
       --kubeconfig "$LAB_KUBECONFIG" --namespace istio-system --clusterID Kubernetes \
       --httpAddr "127.0.0.1:$http" --httpsAddr "127.0.0.1:$https" --grpcAddr "127.0.0.1:$grpc" \
       --secureGRPCAddr "127.0.0.1:$sgrpc" --monitoringAddr "127.0.0.1:$mon" \
       --tlsCertFile "$pki/admin.crt" --tlsKeyFile "$pki/admin.key" --caCertFile "$pki/ca.crt" \
-      --keepaliveMaxServerConnectionAge 30m --log_output_level default:info \
-      </dev/null >"$ISTIOD_DIR/istiod.log" 2>&1 &
-    echo $! >"$ISTIOD_DIR/istiod.pid"
+      --log_output_level default:info \
+      </dev/null >"$dir/istiod.log" 2>&1 &
+    echo $! >"$dir/istiod.pid"
   )
-  wait_for 120 "istiod /ready" istiod_ready || { tail -n 30 "$ISTIOD_DIR/istiod.log" >&2; die "istiod did not become ready (log: $ISTIOD_DIR/istiod.log)"; }
+  wait_for 120 "istiod ${rev:-default} /ready" istiod_ready "$dir" \
+    || { tail -n 30 "$dir/istiod.log" >&2; die "istiod ${rev:-default} did not become ready (log: $dir/istiod.log)"; }
 }
 
-stop_istiod() {
-  local pid
-  pid=$(cat "$ISTIOD_DIR/istiod.pid" 2>/dev/null) || return 0
-  if kill "$pid" 2>/dev/null; then
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null || true
+stop_istiods() {
+  local d pid
+  for d in "$ISTIOD_ROOT"/*/; do
+    pid=$(cat "$d/istiod.pid" 2>/dev/null) || continue
+    if kill "$pid" 2>/dev/null; then
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$ISTIOD_ROOT"
+}
+
+# Install Istio revision REV ("" = the default revision) into the running lab.
+install_revision() { # REV
+  local rev=$1 dir="$ISTIOD_ROOT/${1:-default}"
+  install_revision_objects "$rev"
+  [ "$ISTIOD" = 1 ] || return 0
+  if [ -f "$dir/ports" ] && kill -0 "$(cat "$dir/istiod.pid" 2>/dev/null)" 2>/dev/null; then
+    lab_log "istiod ${rev:-default} already running"
+  else
+    lab_log "starting istiod ${rev:-default} (validating and injecting webhook on loopback)"
+    start_istiod "$rev"
   fi
-  rm -rf "$ISTIOD_DIR"
+  local https ca
+  https=$(port_of "$dir" https); ca=$(base64 -w0 <"$CLUSTER_DIR/pki/ca.crt")
+  install_revision_objects "$rev" \
+    --set values.base.validationURL="https://127.0.0.1:$https/validate" \
+    --set values.base.validationCABundle="$ca" \
+    --set values.istiodRemote.injectionURL="https://127.0.0.1:$https/inject" \
+    --set values.istiodRemote.injectionCABundle="$ca"
 }
 
 wait_for() { # SECONDS DESCRIPTION CMD...
@@ -193,19 +222,16 @@ wait_for() { # SECONDS DESCRIPTION CMD...
 }
 
 down_quiet() {
-  stop_istiod
+  stop_istiods
   if [ -x "${KWOKCTL:-}" ] && [ -d "$CLUSTER_DIR" ]; then
-    kc delete validatingwebhookconfiguration -l app=istiod --ignore-not-found --timeout=10s >/dev/null 2>&1 || true
-  fi
-  if [ -x "${KWOKCTL:-}" ] && [ -d "$CLUSTER_DIR" ]; then
-    "$KWOKCTL" delete cluster --name "$LAB_CLUSTER" >>"$LOG" 2>&1 || true
+    "$KWOKCTL" delete cluster --name "$LAB_CLUSTER" --kubeconfig "$LAB_KUBECONFIG" >>"$LOG" 2>&1 || true
   fi
   # anything kwokctl left behind (a crashed delete): its pid files name the processes
   local p
   for p in "$CLUSTER_DIR"/pids/*.pid; do
     [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
   done
-  rm -rf "$KWOK_STATE" "$PODS_DIR" "$LAB_KUBECONFIG"
+  rm -rf "$LAB_STATE/READY" "$KWOK_STATE" "$PODS_DIR" "$LAB_KUBECONFIG"
 }
 
 cmd_up() {
@@ -219,6 +245,7 @@ cmd_up() {
   fi
   local start; start=$(date +%s)
   : >"$LOG"
+  rm -f "$LAB_STATE/READY"
   down_quiet   # stale state from a crash or a reboot: start from nothing
   mkdir -p "$LAB_STATE" "$PODS_DIR"
   write_config
@@ -238,18 +265,13 @@ cmd_up() {
   lab_log "installing Istio CRDs ($ISTIO_MODULE_VERSION)"
   kc apply --server-side -f "$ISTIO_BIN/crd-all.gen.yaml" >/dev/null
   kc wait --for=condition=Established crd -l chart=istio --timeout=60s >/dev/null
-  install_istio_objects "$LAB_STATE/istio-control-plane.yaml"
-  if [ "$ISTIOD" = 1 ]; then
-    lab_log "starting istiod (validating webhook on loopback)"
-    start_istiod
-    local https; https=$(awk '/^https=/{sub("https=","");print}' "$ISTIOD_DIR/ports")
-    install_istio_objects "$LAB_STATE/istio-control-plane.yaml" \
-      --set values.base.validationURL="https://127.0.0.1:$https/validate" \
-      --set values.base.validationCABundle="$(base64 -w0 <"$CLUSTER_DIR/pki/ca.crt")"
-  fi
+  kc create namespace istio-system --dry-run=client -o yaml | kc apply --server-side -f - >/dev/null
+  local rev
+  for rev in "" $ISTIO_REVISIONS; do install_revision "$rev"; done
 
   wait_for 60 "Exec CRD" kc get crd execs.kwok.x-k8s.io || die "kwok Exec CRD missing"
-  healthy || die "lab did not come up healthy (logs: $CLUSTER_DIR/logs)"
+  echo "$(date -u +%FT%TZ) up" >"$LAB_STATE/READY"
+  healthy || { rm -f "$LAB_STATE/READY"; die "lab did not come up healthy (logs: $CLUSTER_DIR/logs)"; }
   lab_log "up in $(( $(date +%s) - start ))s; KUBECONFIG=$LAB_KUBECONFIG"
 }
 
@@ -273,6 +295,15 @@ rss_report() {
     total=$(( total + kb ))
     printf '  %-26s pid %-8s RSS %6d MiB\n' "$name" "$pid" $(( kb / 1024 ))
   done
+  local d
+  for d in "$ISTIOD_ROOT"/*/; do
+    [ -f "$d/istiod.pid" ] || continue
+    pid=$(cat "$d/istiod.pid")
+    kb=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ -n "$kb" ] || kb=0
+    total=$(( total + kb ))
+    printf '  %-26s pid %-8s RSS %6d MiB\n' "istiod $(basename "$d")" "$pid" $(( kb / 1024 ))
+  done
   printf '  %-26s              %6d MiB\n' total $(( total / 1024 ))
 }
 
@@ -287,7 +318,14 @@ cmd_status() {
     echo "processes:"; rss_report
     echo "nodes:"; kc get nodes --no-headers | sed 's/^/  /'
     echo "istio CRDs: $(kc get crd -l chart=istio --no-headers | wc -l)"
-    echo "mesh ConfigMaps: $(kc -n istio-system get configmap -o name | grep -E '/istio(-|$)' | tr '\n' ' ')"
+    echo "mesh ConfigMaps: $(kc -n istio-system get configmap -o go-template='{{range .items}}{{if .data.mesh}}{{.metadata.name}} {{end}}{{end}}')"
+    local d found=0
+    for d in "$ISTIOD_ROOT"/*/; do
+      [ -f "$d/ports" ] || continue
+      found=1
+      echo "istiod $(basename "$d"): webhooks https://127.0.0.1:$(port_of "$d" https)/{validate,inject}, log $d/istiod.log"
+    done
+    [ $found = 1 ] || echo "istiod:     not running (MESHGUARD_LAB_ISTIOD=0)"
   else
     echo "status:     down"
     return 3
@@ -299,7 +337,30 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   healthy) load_dirs; healthy ;;
+  egress-gateway)
+    [ -n "${3:-}" ] || die "usage: lab.sh egress-gateway NAME NAMESPACE [--delete]"
+    load_dirs; healthy || die "the lab is not up (make lab-up)"
+    gwfile="$LAB_STATE/egress-gateway-$3-$2.json"
+    if [ "${4:-}" = --delete ]; then
+      [ ! -f "$gwfile" ] || kc delete --ignore-not-found --wait=true -f "$gwfile" >/dev/null
+      rm -f "$gwfile"; exit 0
+    fi
+    kc create namespace "$3" --dry-run=client -o yaml | kc apply --server-side -f - >/dev/null
+    "$ISTIOCTL" manifest generate --set profile=minimal \
+      --set "components.egressGateways[0].enabled=true" --set "components.egressGateways[0].name=$2" \
+      --set "components.egressGateways[0].namespace=$3" \
+      | kc create --dry-run=client -o json -f - \
+      | python3 "$LAB_DIR/scripts/filter-manifest.py" --gateway "$2" >"$gwfile"
+    kc apply --server-side --field-manager=istio-lab-installer -f "$gwfile" >/dev/null
+    kc -n "$3" rollout status "deployment/$2" --timeout=120s >/dev/null
+    lab_log "egress gateway $3/$2 running" ;;
+  revision)
+    [ -n "${2:-}" ] || die "usage: lab.sh revision REV"
+    [[ $2 =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "revision must be a DNS label: $2"
+    load_dirs; healthy || die "the lab is not up (make lab-up)"
+    rm -f "$LAB_STATE/READY"; install_revision "$2"; echo "$(date -u +%FT%TZ) up" >"$LAB_STATE/READY"
+    healthy || die "lab unhealthy after adding revision $2" ;;
   kubeconfig) echo "$LAB_KUBECONFIG" ;;
   bindir) echo "$LAB_CACHE/bin/current" ;;
-  *) die "usage: lab.sh up|down|status|healthy|kubeconfig|bindir" ;;
+  *) die "usage: lab.sh up|down|status|healthy|revision REV|kubeconfig|bindir" ;;
 esac

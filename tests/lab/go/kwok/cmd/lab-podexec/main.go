@@ -201,6 +201,10 @@ func (c *controller) desired(pod *corev1.Pod, dir string) *kwokv1alpha1.Exec {
 	for _, ctr := range pod.Spec.Containers {
 		targets = append(targets, target(ctr.Name))
 	}
+	// init containers too: Istio's native sidecar (istio-proxy) may be one
+	for _, ctr := range pod.Spec.InitContainers {
+		targets = append(targets, target(ctr.Name))
+	}
 	ctrl := true
 	return &kwokv1alpha1.Exec{
 		TypeMeta: metav1.TypeMeta{APIVersion: kwokv1alpha1.GroupVersion.String(), Kind: kwokv1alpha1.ExecKind},
@@ -230,6 +234,10 @@ func (c *controller) writeIdentity(dir string, pod *corev1.Pod) error {
 		containers = append(containers, ctr.Name)
 	}
 	sort.Strings(containers)
+	initContainers := make([]string, 0, len(pod.Spec.InitContainers))
+	for _, ctr := range pod.Spec.InitContainers {
+		initContainers = append(initContainers, ctr.Name)
+	}
 	id := map[string]interface{}{
 		"name":           pod.Name,
 		"namespace":      pod.Namespace,
@@ -240,6 +248,7 @@ func (c *controller) writeIdentity(dir string, pod *corev1.Pod) error {
 		"labels":         pod.Labels,
 		"annotations":    pod.Annotations,
 		"containers":     containers,
+		"initContainers": initContainers,
 	}
 	data, err := json.MarshalIndent(id, "", "  ")
 	if err != nil {
