@@ -28,6 +28,7 @@ lab-test: ## the lab tier: build if needed, then pytest -m lab (starts/stops the
 	@if ! command -v go >/dev/null; then \
 	  if [ "$${MESHGUARD_REQUIRE_LAB:-}" = 1 ]; then \
 	    echo "lab tier FAILED: go not found and MESHGUARD_REQUIRE_LAB=1" >&2; exit 1; fi; \
-	  echo "lab tier SKIPPED: go not found (install Go to run it; CI sets MESHGUARD_REQUIRE_LAB=1)"; exit 0; fi
-	@$(LAB_BUILD)
-	MESHGUARD_REQUIRE_LAB=1 $(PY) -m pytest -m lab tests/lab
+	  echo "lab tier SKIPPED: go not found (install Go to run it; CI sets MESHGUARD_REQUIRE_LAB=1)"; \
+	else \
+	  $(LAB_BUILD) && MESHGUARD_REQUIRE_LAB=1 $(PY) -m pytest -m lab tests/lab; \
+	fi

@@ -19,7 +19,7 @@ def versions() -> dict[str, str]:
     for line in (REPO_DIR / "tests" / "versions.env").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
+            key, value = line.split("=", 1)
             pins[key.strip()] = value.strip()
     return pins
 
@@ -56,7 +56,7 @@ class Lab:
     def run(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120):
         """Run a command (kubectl, istioctl, ...) against the lab; returns CompletedProcess."""
         proc = subprocess.run(
-            list(args), input=input, text=True, capture_output=True, env=self.env, timeout=timeout
+            list(args), input=input, text=True, capture_output=True, env=self.env, timeout=timeout, check=False
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -71,7 +71,7 @@ class Lab:
         """Install Istio revision `revision` into the lab if it is not there yet (its mesh
         ConfigMap, injection templates, and its own istiod with webhooks)."""
         proc = subprocess.run(
-            [str(SCRIPTS / "lab.sh"), "revision", revision], text=True, capture_output=True, timeout=300
+            [str(SCRIPTS / "lab.sh"), "revision", revision], text=True, capture_output=True, timeout=300, check=False
         )
         if proc.returncode != 0:
             raise AssertionError(f"lab.sh revision {revision} failed:\n{proc.stderr}")
@@ -81,7 +81,7 @@ class Lab:
         components.egressGateways does: the gateway a policy with manage: false reuses."""
         proc = subprocess.run(
             [str(SCRIPTS / "lab.sh"), "egress-gateway", name, namespace, *(["--delete"] if delete else [])],
-            text=True, capture_output=True, timeout=300,
+            text=True, capture_output=True, timeout=300, check=False,
         )
         if proc.returncode != 0:
             raise AssertionError(f"lab.sh egress-gateway {name} {namespace} failed:\n{proc.stderr}")

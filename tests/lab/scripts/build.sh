@@ -25,7 +25,7 @@ version_of() {
 
 dir_of() { # COMPONENT -> cache dir
   local c=$1 key
-  key=$( { echo "$GO_VERSION"; echo "$(version_of "$c")"; echo "recipe $RECIPE";
+  key=$( { echo "$GO_VERSION"; version_of "$c"; echo "recipe $RECIPE";
            find "$LAB_DIR/go/$c" -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) | LC_ALL=C sort | xargs cat
            if [ -d "$LAB_DIR/patches/$c" ]; then find "$LAB_DIR/patches/$c" -type f | LC_ALL=C sort | xargs cat; fi; } \
          | sha256sum | cut -c1-12)
@@ -86,9 +86,9 @@ case ${1:-} in
   --cached) for c in $COMPONENTS; do [ -f "$(dir_of "$c")/.complete" ] || exit 1; done; exit 0 ;;
   ""|kwok|etcd|kube|istio)
     command -v go >/dev/null || die "go not found"
-    only=${*:-$COMPONENTS} need=""
-    for c in $only; do [ -f "$(dir_of "$c")/.complete" ] || need+=" $c"; done
-    if [ -n "$need" ]; then "$LAB_DIR/scripts/gen-modules.sh" --check $need; fi
+    only=${*:-$COMPONENTS} need=()
+    for c in $only; do [ -f "$(dir_of "$c")/.complete" ] || need+=("$c"); done
+    if [ ${#need[@]} -gt 0 ]; then "$LAB_DIR/scripts/gen-modules.sh" --check "${need[@]}"; fi
     for c in $only; do build_one "$c"; done ;;
   *) die "usage: build.sh [--dirs|--cached]" ;;
 esac

@@ -1,5 +1,5 @@
 # Shared settings for the lab scripts; sourced, not run.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables here are used by the scripts that source this file
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_DIR=$(cd "$LAB_DIR/../.." && pwd)
 VERSIONS_ENV="$REPO_DIR/tests/versions.env"

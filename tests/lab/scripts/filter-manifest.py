@@ -15,6 +15,7 @@ import json
 import re
 import sys
 
+
 def documents(text):
     """The JSON documents of a stream (kubectl prints one per object, or a List)."""
     dec, pos = json.JSONDecoder(), 0
