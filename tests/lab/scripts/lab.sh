@@ -247,6 +247,8 @@ cmd_up() {
   : >"$LOG"
   rm -f "$LAB_STATE/READY"
   down_quiet   # stale state from a crash or a reboot: start from nothing
+  # a failed lab-up leaves nothing running behind it
+  trap '[ -f "$LAB_STATE/READY" ] || { lab_log "lab-up failed: stopping what it started"; down_quiet; }' EXIT
   mkdir -p "$LAB_STATE" "$PODS_DIR"
   write_config
   lab_log "starting control plane (kwokctl, binary runtime); log: $LOG"
