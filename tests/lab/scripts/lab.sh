@@ -279,7 +279,7 @@ cmd_up() {
 
 cmd_down() {
   load_dirs
-  if [ -d "$CLUSTER_DIR" ] || [ -f "$LAB_KUBECONFIG" ]; then
+  if [ -d "$CLUSTER_DIR" ] || [ -f "$LAB_KUBECONFIG" ] || [ -d "$ISTIOD_ROOT" ]; then
     down_quiet
     lab_log "down"
   else
