@@ -78,6 +78,11 @@ build_one() { # COMPONENT
   rm -rf "$tmp/src-kwok" "$tmp/src-mod"
   echo "$c $ver built in $(( $(date +%s) - start ))s with $GO_VERSION" >"$tmp/.complete"
   rm -rf "$out"; mv "$tmp" "$out"
+  # older builds of the same component and version (another recipe, patch or go.sum) go
+  local old
+  for old in "$LAB_CACHE/bin/$c-$ver-"*; do
+    [ "$old" = "$out" ] || [[ $old == *.tmp.* ]] || rm -rf "$old"
+  done
   lab_log "built $c in $(( $(date +%s) - start ))s"
 }
 
