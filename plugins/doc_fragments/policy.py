@@ -86,7 +86,15 @@ options:
       credential_name:
         description:
           - Secret (in the gateway's namespace) with a client certificate; switches TLS
-            origination from C(SIMPLE) to C(MUTUAL). Only with C(originate).
+            origination from C(SIMPLE) to C(MUTUAL). Only with C(originate). The Secret's
+            C(cacert) verifies the external server.
+        type: str
+      ca_certificates:
+        description:
+          - Absolute path, inside the gateway's proxy container, of the CA bundle that verifies
+            the external server when the gateway originates TLS (C(SIMPLE)). Defaults to
+            C(/etc/ssl/certs/ca-certificates.crt), the OS bundle of Istio's proxy images.
+            Only with C(originate), not with O(rules[].credential_name).
         type: str
   gateway:
     description:

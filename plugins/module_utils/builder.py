@@ -152,18 +152,21 @@ def virtual_service(policy, rule, host):
 
 
 def origination_destination_rule(policy, rule, host):
-    """TLS origination at the gateway: SIMPLE, or MUTUAL with a client certificate Secret.
+    """TLS origination at the gateway: SIMPLE, verifying the server against a CA bundle, or
+    MUTUAL with a client certificate Secret (whose cacert verifies the server).
 
-    Exported only to the gateway's own namespace: only the gateway originates TLS.
+    Only the gateway originates TLS, so the rule selects the gateway pods (workloadSelector)
+    and is exported to its own namespace only (Istio requires that with a selector).
     """
     if rule.credential_name:
         tls = {"mode": "MUTUAL", "credentialName": rule.credential_name, "sni": host}
     else:
-        tls = {"mode": "SIMPLE", "sni": host}
+        tls = {"mode": "SIMPLE", "caCertificates": rule.ca_certificates, "sni": host}
     return _obj(policy.api_versions["networking"], "DestinationRule",
                 _meta(policy, host_object_name(policy, rule, host), policy.gateway["namespace"],
                       COMPONENT_RULE, rule),
-                {"host": host, "exportTo": ["."],
+                {"host": host, "workloadSelector": {"matchLabels": dict(policy.gateway["labels"])},
+                 "exportTo": ["."],
                  "trafficPolicy": {"portLevelSettings": [{"port": {"number": rule.port}, "tls": tls}]}})
 
 

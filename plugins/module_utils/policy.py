@@ -34,7 +34,11 @@ SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 
 MANAGED_BY = "meshguard.egress"
 
-RULE_KEYS = ("name", "hosts", "tls", "port", "allow", "http", "dry_run", "credential_name")
+RULE_KEYS = ("name", "hosts", "tls", "port", "allow", "http", "dry_run", "credential_name", "ca_certificates")
+# The OS CA bundle in Istio's proxy images (Debian/Ubuntu and distroless bases): the gateway
+# verifies the external server against it when originating TLS. Setting the path explicitly is
+# the fix Istio's analyzer asks for (IST0128/IST0129: "supply the filename of a CA certificate").
+DEFAULT_CA_CERTIFICATES = "/etc/ssl/certs/ca-certificates.crt"
 ALLOW_KEYS = ("namespace", "service_account")
 HTTP_KEYS = ("methods", "paths")
 GATEWAY_KEYS = ("name", "namespace", "labels", "service_ports", "container_ports", "revision",
@@ -279,7 +283,7 @@ class Identity:
 
 class Rule:
     __slots__ = ("name", "hosts", "tls", "port", "allow", "methods", "paths", "dry_run",
-                 "credential_name", "index")
+                 "credential_name", "ca_certificates", "index")
 
     def __init__(self, **kwargs):
         for key in self.__slots__:
@@ -302,6 +306,7 @@ class Rule:
                       "paths": list(self.paths) if self.paths else None}
                      if (self.methods or self.paths) else None),
             "dry_run": self.dry_run, "credential_name": self.credential_name,
+            "ca_certificates": self.ca_certificates,
         }
 
 
@@ -464,10 +469,22 @@ def _normalize_rule(errs, index, raw):
             errs.add(where + ".credential_name", "client certificates (mutual TLS origination) need tls originate")
         elif not is_dns_subdomain(credential_name):
             errs.add(where + ".credential_name", "%r is not a valid Secret name" % credential_name)
+    ca_certificates = _as_str(errs, where + ".ca_certificates", raw.get("ca_certificates"))
+    if ca_certificates is not None:
+        if tls != "originate":
+            errs.add(where + ".ca_certificates", "a CA bundle to verify the external server needs tls originate")
+        elif credential_name is not None:
+            errs.add(where + ".ca_certificates", "with credential_name the CA certificate comes from that Secret "
+                                                 "(key cacert); Istio rejects both together")
+        elif not ca_certificates.startswith("/") or any(c.isspace() for c in ca_certificates):
+            errs.add(where + ".ca_certificates", "%r must be an absolute file path in the gateway's proxy "
+                                                 "container" % ca_certificates)
+    elif tls == "originate" and credential_name is None:
+        ca_certificates = DEFAULT_CA_CERTIFICATES
     return Rule(name=name, hosts=sorted(hosts), tls=tls, port=port,
                 allow=sorted(allow, key=Identity.key), methods=sorted(methods) if methods else None,
                 paths=sorted(paths) if paths else None, dry_run=dry_run, credential_name=credential_name,
-                index=index)
+                ca_certificates=ca_certificates, index=index)
 
 
 def _check_labels_map(errs, where, labels):

@@ -114,6 +114,7 @@ def test_plain_http_mode_forwards_http_without_origination():
 def test_mutual_tls_origination_with_client_certificate():
     objs = _build({"rules": [_rule(credential_name="client-cert", port=8443)]})
     dr = [o for o in _by_kind(objs, "DestinationRule") if o["spec"]["host"] == "h.example.com"][0]
+    assert dr["spec"]["workloadSelector"] == {"matchLabels": {"app": "istio-egressgateway", "istio": "egressgateway"}}
     assert dr["spec"]["trafficPolicy"]["portLevelSettings"] == [
         {"port": {"number": 8443},
          "tls": {"mode": "MUTUAL", "credentialName": "client-cert", "sni": "h.example.com"}}]

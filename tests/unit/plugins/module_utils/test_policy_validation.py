@@ -105,6 +105,12 @@ BAD_INPUTS = [
     ("dry-run-not-bool", _policy(_rule(dry_run="maybe")), "rules[0] (baidu).dry_run", "must be a boolean"),
     ("credential-with-passthrough", _policy(_rule(tls="passthrough", credential_name="client-cert")),
      "rules[0] (baidu).credential_name", "need tls originate"),
+    ("ca-with-passthrough", _policy(_rule(tls="passthrough", ca_certificates="/etc/ca.pem")),
+     "rules[0] (baidu).ca_certificates", "needs tls originate"),
+    ("ca-with-credential", _policy(_rule(credential_name="client-cert", ca_certificates="/etc/ca.pem")),
+     "rules[0] (baidu).ca_certificates", "Istio rejects both together"),
+    ("ca-relative-path", _policy(_rule(ca_certificates="certs/ca.pem")), "rules[0] (baidu).ca_certificates",
+     "absolute file path"),
     ("rules-not-a-list", {"rules": {"name": "baidu"}}, "rules", "must be a list"),
     ("rule-not-a-mapping", {"rules": ["baidu"]}, "rules[0]", "must be a mapping"),
     ("gateway-bad-label-value", _policy(gateway={"labels": {"istio": "egress gateway"}}), "gateway.labels.istio",
@@ -171,6 +177,16 @@ def test_defaults():
     assert policy.gateway["container_ports"] == {"http": 8080, "https": 8443}
     assert policy.mesh["configmap"] == "istio"
     assert policy.api_versions == {"networking": "networking.istio.io/v1", "security": "security.istio.io/v1"}
+
+
+def test_ca_bundle_defaults_to_the_os_bundle_for_simple_origination_only():
+    rules = normalize_policy({"rules": [
+        _rule(name="a", hosts=["a.example.com"]),
+        _rule(name="b", hosts=["b.example.com"], ca_certificates="/etc/pki/corp.pem"),
+        _rule(name="c", hosts=["c.example.com"], credential_name="client-cert"),
+        _rule(name="d", hosts=["d.example.com"], tls="passthrough")]}).rules
+    assert [r.ca_certificates for r in rules] == ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/corp.pem",
+                                                  None, None]
 
 
 def test_port_defaults_follow_tls_mode():
