@@ -157,11 +157,11 @@ def _enum(errs, where, value, choices, default):
 
 
 def is_dns_label(value):
-    return isinstance(value, str) and len(value) <= 63 and bool(_LABEL_RE.match(value))
+    return isinstance(value, str) and len(value) <= 63 and bool(_LABEL_RE.fullmatch(value))
 
 
 def is_dns_subdomain(value):
-    return isinstance(value, str) and len(value) <= 253 and bool(_SUBDOMAIN_RE.match(value))
+    return isinstance(value, str) and len(value) <= 253 and bool(_SUBDOMAIN_RE.fullmatch(value))
 
 
 def _check_label(errs, where, value, what):
@@ -189,7 +189,7 @@ def host_problem(host):
         return "must be a bare hostname, without scheme, path or port (use `port` for the port)"
     if host != host.lower():
         return "must be lowercase"
-    if _IPV4_RE.match(host):
+    if _IPV4_RE.fullmatch(host):
         return "IP addresses are not supported: hosts are DNS names resolved by the egress gateway"
     if len(host) > 253:
         return "is longer than 253 characters"
@@ -197,7 +197,7 @@ def host_problem(host):
     if len(labels) < 2:
         return "must be a fully qualified domain name (at least two labels, e.g. www.example.com)"
     for label in labels:
-        if not label or len(label) > 63 or not _HOST_LABEL_RE.match(label):
+        if not label or len(label) > 63 or not _HOST_LABEL_RE.fullmatch(label):
             return ("label %r is invalid (letters, digits and '-', not starting or ending with '-', "
                     "1-63 characters)" % label)
     if labels[-1].isdigit():
@@ -496,9 +496,9 @@ def _check_labels_map(errs, where, labels):
             errs.add(where, "label key %r must be a string" % (key,))
             continue
         prefix, dummy, name = key.rpartition("/")
-        if (prefix and not is_dns_subdomain(prefix)) or len(name) > 63 or not _LABEL_NAME_RE.match(name):
+        if (prefix and not is_dns_subdomain(prefix)) or len(name) > 63 or not _LABEL_NAME_RE.fullmatch(name):
             errs.add("%s.%s" % (where, key), "%r is not a valid label key" % key)
-        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE_RE.match(value):
+        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE_RE.fullmatch(value):
             errs.add("%s.%s" % (where, key), "%r is not a valid label value (a string of at most 63 "
                                              "characters: letters, digits, '-', '_', '.')" % (value,))
 
@@ -631,7 +631,7 @@ def normalize_policy(raw):
     name_prefix = raw.get("name_prefix", "meshguard-")
     if name_prefix is None:
         name_prefix = ""
-    if not isinstance(name_prefix, str) or (name_prefix and not re.match(r"^[a-z0-9]([-a-z0-9]{0,30})$", name_prefix)):
+    if not isinstance(name_prefix, str) or (name_prefix and not re.fullmatch(r"[a-z0-9][-a-z0-9]{0,30}", name_prefix)):
         errs.add("name_prefix", "%r must be empty or up to 31 lowercase letters, digits and '-', starting "
                                 "alphanumeric" % (name_prefix,))
         name_prefix = ""

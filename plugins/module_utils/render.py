@@ -39,7 +39,7 @@ def _scalar(value):
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        if _PLAIN.match(value) and value not in _RESERVED:
+        if _PLAIN.fullmatch(value) and value not in _RESERVED:
             return value
         # A JSON string is a valid YAML double-quoted scalar with the same value, once the
         # characters YAML may not carry raw (non-printable, or line breaks) are escaped.

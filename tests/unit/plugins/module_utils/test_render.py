@@ -18,7 +18,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.render import ren
 TRICKY = ["", "*", ".", "yes", "No", "ON", "off", "y", "n", "null", "~", "true", "False", "0", "0755", "1e3",
           "1_000", "0x1f", "12:30", "2026-11-26", ".inf", "-", "- x", "a: b", "#c", "a #b", "'q'", '"q"', "x\ny",
           " lead", "trail ", "@at", "`tick", "!tag", "&anchor", "*alias", "{a}", "[a]", "%p", "|", ">",
-          "www.baidu.com:80", "cluster.local/ns/a/sa/b", "/api/*", "*.json", "ünïcödé", "tab\there", "\\back"]
+          "A\n", "name\n", "www.baidu.com:80", "cluster.local/ns/a/sa/b", "/api/*", "*.json", "ünïcödé", "tab\there", "\\back"]
 
 scalars = (st.sampled_from(TRICKY) | st.text(max_size=12) | st.integers(-10 ** 6, 10 ** 6) | st.booleans()
            | st.none())
