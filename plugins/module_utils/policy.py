@@ -174,6 +174,18 @@ def _check_label(errs, where, value, what):
     return value
 
 
+def _namespace_list(errs, where, value):
+    """A list of namespace names, each checked, duplicates dropped, in input order."""
+    names = []
+    for index, name in enumerate(_as_list(errs, where, value)):
+        item = "%s[%d]" % (where, index)
+        if not isinstance(name, str):
+            errs.add(item, "must be a string, got %r" % (name,))
+        elif _check_label(errs, item, name, "namespace") and name not in names:
+            names.append(name)
+    return names
+
+
 def host_problem(host):
     """Why `host` is not an exact external FQDN, or None when it is one."""
     if not isinstance(host, str) or not host:
@@ -562,11 +574,7 @@ def _normalize_mesh(errs, raw, gateway):
         mesh = {}
     method = _enum(errs, where + ".method", mesh.get("method"), MESH_METHODS, "configmap")
     scope = _enum(errs, where + ".scope", mesh.get("scope"), MESH_SCOPES, "mesh")
-    namespaces = []
-    for n_index, ns in enumerate(_as_list(errs, where + ".namespaces", mesh.get("namespaces"))):
-        if _check_label(errs, "%s.namespaces[%d]" % (where, n_index), ns if isinstance(ns, str) else repr(ns),
-                        "namespace") and ns not in namespaces:
-            namespaces.append(ns)
+    namespaces = _namespace_list(errs, where + ".namespaces", mesh.get("namespaces"))
     if scope == "namespaces" and not namespaces:
         errs.add(where + ".namespaces", "must list at least one namespace when scope is 'namespaces'")
     if scope == "mesh" and namespaces:
@@ -618,11 +626,7 @@ def normalize_policy(raw):
                           SECURITY_VERSIONS[0]),
     }
     netpol_raw = _as_dict(errs, "network_policy", raw.get("network_policy"), NETPOL_KEYS) or {}
-    netpol_namespaces = []
-    for n_index, ns in enumerate(_as_list(errs, "network_policy.namespaces", netpol_raw.get("namespaces"))):
-        if _check_label(errs, "network_policy.namespaces[%d]" % n_index, ns if isinstance(ns, str) else repr(ns),
-                        "namespace") and ns not in netpol_namespaces:
-            netpol_namespaces.append(ns)
+    netpol_namespaces = _namespace_list(errs, "network_policy.namespaces", netpol_raw.get("namespaces"))
     network_policy = {"enabled": _as_bool(errs, "network_policy.enabled", netpol_raw.get("enabled"), False),
                       "namespaces": sorted(netpol_namespaces)}
 
