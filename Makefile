@@ -39,7 +39,11 @@ test-unit: collection ## unit tests: model, validation, builder, module, golden,
 	$(PY) -m pytest -q tests/unit
 
 test-schema: collection ## every example's objects against Istio's own CRD schemas (needs go)
-	$(PY) -m pytest -q tests/schema
+	@if ! command -v go >/dev/null; then \
+	  if [ "$${MESHGUARD_REQUIRE_LAB:-}" = 1 ]; then \
+	    echo "schema tier FAILED: go not found and MESHGUARD_REQUIRE_LAB=1" >&2; exit 1; fi; \
+	  echo "schema tier SKIPPED: go not found (the Istio CRDs come from the istio.io/istio Go module)"; \
+	else $(PY) -m pytest -q tests/schema; fi
 
 sanity: ## ansible-test sanity, units and integration on a copy under ansible_collections/meshguard/egress
 	tests/tools/ansible-test.sh
