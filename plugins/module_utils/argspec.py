@@ -7,24 +7,26 @@ meshguard.egress.policy documents them).
 The policy options are deliberately shallow here (lists and dicts without suboptions):
 the policy model in module_utils/policy.py validates them in depth, so that every bad
 input gets one message naming the rule (index and name) and the field, which Ansible's
-generic suboption validation cannot do. Defaults of nested settings live in policy.py;
-the top-level defaults here equal policy.py's (ansible-test checks them against the docs).
+generic suboption validation cannot do. All defaults live in policy.py; the top-level
+ones are used here too (ansible-test checks them against the docs).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import TOP_DEFAULTS
+
 POLICY_ARG_SPEC = dict(
     rules=dict(type="list", elements="dict", default=[]),
     gateway=dict(type="dict"),
     mesh=dict(type="dict"),
-    trust_domain=dict(type="str", default="cluster.local"),
-    cluster_domain=dict(type="str", default="cluster.local"),
+    trust_domain=dict(type="str", default=TOP_DEFAULTS["trust_domain"]),
+    cluster_domain=dict(type="str", default=TOP_DEFAULTS["cluster_domain"]),
     api_versions=dict(type="dict"),
     network_policy=dict(type="dict"),
-    policy_name=dict(type="str", default="default"),
-    name_prefix=dict(type="str", default="meshguard-"),
+    policy_name=dict(type="str", default=TOP_DEFAULTS["policy_name"]),
+    name_prefix=dict(type="str", default=TOP_DEFAULTS["name_prefix"]),
 )
 
 POLICY_OPTION_NAMES = tuple(POLICY_ARG_SPEC)

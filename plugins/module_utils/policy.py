@@ -33,6 +33,9 @@ NETWORKING_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", 
 SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 
 MANAGED_BY = "meshguard.egress"
+# Top-level defaults, shared with the module argument spec (argspec.py).
+TOP_DEFAULTS = {"trust_domain": "cluster.local", "cluster_domain": "cluster.local",
+                "policy_name": "default", "name_prefix": "meshguard-"}
 
 RULE_KEYS = ("name", "hosts", "tls", "port", "allow", "http", "dry_run", "credential_name", "ca_certificates")
 # The OS CA bundle in Istio's proxy images (Debian/Ubuntu and distroless bases): the gateway
@@ -610,11 +613,11 @@ def normalize_policy(raw):
     gateway = _normalize_gateway(errs, raw.get("gateway"))
     mesh = _normalize_mesh(errs, raw.get("mesh"), gateway)
 
-    trust_domain = _as_str(errs, "trust_domain", raw.get("trust_domain"), "cluster.local")
+    trust_domain = _as_str(errs, "trust_domain", raw.get("trust_domain"), TOP_DEFAULTS["trust_domain"])
     if trust_domain is not None and (not is_dns_subdomain(trust_domain.lower()) or "/" in trust_domain):
         errs.add("trust_domain", "%r is not a valid trust domain (a DNS name such as cluster.local, "
                                  "without spiffe:// or slashes)" % trust_domain)
-    cluster_domain = _as_str(errs, "cluster_domain", raw.get("cluster_domain"), "cluster.local")
+    cluster_domain = _as_str(errs, "cluster_domain", raw.get("cluster_domain"), TOP_DEFAULTS["cluster_domain"])
     if cluster_domain is not None and not is_dns_subdomain(cluster_domain):
         errs.add("cluster_domain", "%r is not a valid DNS domain" % cluster_domain)
 
@@ -630,9 +633,9 @@ def normalize_policy(raw):
     network_policy = {"enabled": _as_bool(errs, "network_policy.enabled", netpol_raw.get("enabled"), False),
                       "namespaces": sorted(netpol_namespaces)}
 
-    policy_name = _check_label(errs, "policy_name", _as_str(errs, "policy_name", raw.get("policy_name"), "default"),
-                               "policy name")
-    name_prefix = raw.get("name_prefix", "meshguard-")
+    policy_name = _as_str(errs, "policy_name", raw.get("policy_name"), TOP_DEFAULTS["policy_name"])
+    policy_name = _check_label(errs, "policy_name", policy_name, "policy name")
+    name_prefix = raw.get("name_prefix", TOP_DEFAULTS["name_prefix"])
     if name_prefix is None:
         name_prefix = ""
     if not isinstance(name_prefix, str) or (name_prefix and not re.fullmatch(r"[a-z0-9][-a-z0-9]{0,30}", name_prefix)):
