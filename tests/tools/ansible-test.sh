@@ -119,6 +119,19 @@ cp -a "$core_src" "$tmp/ansible_collections/kubernetes/core"
 
 common=(--venv --python "$PYVER" --color no)
 rc=0
+
+# step NAME COMMAND...: run one ansible-test command, report its exit code and time, and
+# record a failure in rc without stopping the other steps.
+step() {
+  local name=$1 start=$SECONDS code
+  shift
+  set +e
+  "$@"
+  code=$?
+  set -e
+  echo "ansible-test.sh: $name exit $code in $((SECONDS - start))s" >&2
+  [ "$code" -eq 0 ] || rc=1
+}
 cd "$dest"
 
 if [ "$what" = sanity ] || [ "$what" = all ]; then
@@ -142,31 +155,19 @@ fi
 
 if [ "$what" = units ] || [ "$what" = all ]; then
   echo "=== ansible-test units (Python $PYVER) ===" >&2
-  start=$SECONDS
   if ! find tests/unit -name 'test_*.py' -print -quit 2>/dev/null | grep -q .; then
     echo "ansible-test.sh: no tests/unit/**/test_*.py found: nothing to run counts as a failure" >&2
-    u=1
+    rc=1
   else
-    set +e
-    ansible-test units "${common[@]}" "$@"
-    u=$?
-    set -e
+    step units ansible-test units "${common[@]}" "$@"
   fi
-  echo "ansible-test.sh: units exit $u in $((SECONDS - start))s" >&2
-  [ "$u" -eq 0 ] || rc=1
 fi
 
 if [ "$what" = integration ] || [ "$what" = all ]; then
   # tests/integration/targets: the modules and the render role run for real by ansible-playbook
   # on the controller (localhost), the way ansible-test runs collection integration targets.
   echo "=== ansible-test integration (Python $PYVER, controller) ===" >&2
-  start=$SECONDS
-  set +e
-  ansible-test integration "${common[@]}" "$@"
-  i=$?
-  set -e
-  echo "ansible-test.sh: integration exit $i in $((SECONDS - start))s" >&2
-  [ "$i" -eq 0 ] || rc=1
+  step integration ansible-test integration "${common[@]}" "$@"
 fi
 
 exit "$rc"
