@@ -66,7 +66,8 @@ generate_all() { # ROOT
   want kwok && write_module "$root/kwok" meshguard.egress/lab/kwok sigs.k8s.io/kwok "$KWOK_VERSION" \
     sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
   want istio && write_module "$root/istio" meshguard.egress/lab/istio istio.io/istio "$ISTIO_MODULE_VERSION" \
-    istio.io/istio/istioctl/cmd/istioctl istio.io/istio/pilot/cmd/pilot-discovery
+    istio.io/istio/istioctl/cmd/istioctl istio.io/istio/pilot/cmd/pilot-discovery \
+    istio.io/istio/pilot/cmd/pilot-agent
   return 0
 }
 
