@@ -24,29 +24,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import MANAGED_BY, subset_name
+from ansible_collections.meshguard.egress.plugins.module_utils.labels import (  # noqa: F401 (re-exported)
+    COMPONENT_DEFAULT_DENY, COMPONENT_GATEWAY, COMPONENT_MESH, COMPONENT_NETPOL, COMPONENT_RULE, LABEL_COMPONENT,
+    LABEL_MANAGED_BY, LABEL_POLICY, LABEL_RULE, MANAGED_BY, ownership_labels)
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import subset_name
 
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_POLICY = "egress.meshguard.io/policy"
-LABEL_RULE = "egress.meshguard.io/rule"
-LABEL_COMPONENT = "egress.meshguard.io/component"
 DRY_RUN_ANNOTATION = "istio.io/dry-run"
-
-COMPONENT_RULE = "rule"
-COMPONENT_GATEWAY = "gateway"
-COMPONENT_MESH = "mesh-config"
-COMPONENT_NETPOL = "anti-bypass"
-COMPONENT_DEFAULT_DENY = "default-deny"
 
 
 def _meta(policy, name, namespace, component, rule=None, annotations=None):
-    labels = {
-        LABEL_MANAGED_BY: MANAGED_BY,
-        LABEL_POLICY: policy.policy_name,
-        LABEL_COMPONENT: component,
-    }
-    if rule is not None:
-        labels[LABEL_RULE] = rule.name
+    labels = ownership_labels(policy.policy_name, component, rule.name if rule is not None else None)
     meta = {"name": name, "namespace": namespace, "labels": labels}
     if annotations:
         meta["annotations"] = annotations

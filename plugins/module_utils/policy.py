@@ -32,7 +32,6 @@ MESH_SCOPES = ("mesh", "namespaces")
 NETWORKING_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
 SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 
-MANAGED_BY = "meshguard.egress"
 # Top-level defaults, shared with the module argument spec (argspec.py).
 TOP_DEFAULTS = {"trust_domain": "cluster.local", "cluster_domain": "cluster.local",
                 "policy_name": "default", "name_prefix": "meshguard-"}

@@ -196,9 +196,9 @@ labels:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshguard.egress.plugins.module_utils.argspec import POLICY_ARG_SPEC, policy_from_params
-from ansible_collections.meshguard.egress.plugins.module_utils.builder import (
-    LABEL_MANAGED_BY, LABEL_POLICY, build_groups, mesh_config, summary_lines)
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import MANAGED_BY, PolicyError, normalize_policy
+from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_groups, mesh_config, summary_lines
+from ansible_collections.meshguard.egress.plugins.module_utils.labels import policy_labels
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import PolicyError, normalize_policy
 from ansible_collections.meshguard.egress.plugins.module_utils.render import render_files
 
 
@@ -220,7 +220,7 @@ def main():
         summary=summary_lines(policy, resources),
         mesh_config=mesh_config(policy),
         rules=[rule.as_dict() for rule in policy.rules],
-        labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_POLICY: policy.policy_name},
+        labels=policy_labels(policy.policy_name),
     )
     if module.params["resources"]:
         result["resources"] = resources
