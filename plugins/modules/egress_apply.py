@@ -1,0 +1,269 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshguard.egress developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: egress_apply
+short_description: Apply, prune or remove the objects of a meshguard.egress policy on a cluster
+version_added: 0.2.0
+description:
+  - Applies the objects built by M(meshguard.egress.egress_resources) with server-side apply
+    (field manager C(meshguard-egress), strict field validation) in one task, then deletes the
+    objects of this policy that are no longer wanted (prune by the ownership labels
+    C(app.kubernetes.io/managed-by=meshguard.egress) and C(egress.meshguard.io/policy)).
+  - Only the O(components) named are applied and pruned, so the roles C(mesh_config),
+    C(egress_gateway) and C(egress_policy) manage their own objects and never prune each other's.
+  - Objects without this policy's labels are never changed or deleted. When an object of the same
+    kind and name already exists without them (or belongs to another policy), the task fails
+    before anything is written. A host claimed by a rule of another policy fails the same way,
+    naming both policies.
+  - Order on an empty cluster, concurrent within each step - namespaces, the gateway workload,
+    AuthorizationPolicies (so a route never exists before the policy that guards it), then the
+    other Istio objects and NetworkPolicies. Deletes go in reverse order.
+  - An object that already holds what is wanted is not sent at all (the live object carries a
+    hash of the wanted object in the annotation C(egress.meshguard.io/applied-hash) and every
+    wanted field), so a converged policy re-applies with no write. C(changed) is reported only
+    when the server stored a new version.
+  - With O(mesh_config) and the C(mesh-config) component, merges C(outboundTrafficPolicy.mode)
+    into the C(mesh) key of Istio's ConfigMap (C(istio) or C(istio-<revision>)), keeping every
+    other key, and records the previous value in the annotation
+    C(egress.meshguard.io/previous-outbound-policy) so that O(state=absent) restores it.
+author:
+  - meshguard.egress developers (@meshguard)
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+options:
+  resources:
+    description:
+      - The objects to apply, usually RV(meshguard.egress.egress_resources#module:resources) or a
+        selection of it. Each must carry this policy's ownership labels and a component in
+        O(components).
+      - Ignored with O(state=absent).
+    type: list
+    elements: dict
+    default: []
+  policy_name:
+    description: The policy whose objects are applied and pruned (label C(egress.meshguard.io/policy)).
+    type: str
+    required: true
+  components:
+    description:
+      - The components this task manages (label C(egress.meshguard.io/component)). Pruning and
+        O(state=absent) touch only objects of these components.
+    type: list
+    elements: str
+    required: true
+    choices: [rule, gateway, mesh-config, anti-bypass, default-deny]
+  state:
+    description:
+      - V(present) applies O(resources) and prunes the policy's other objects of O(components).
+      - V(absent) deletes every object of the policy in O(components) and restores the mesh
+        ConfigMap (when O(mesh_config) is given).
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description:
+      - Take over fields that another field manager owns (server-side apply C(force)). Without it,
+        such a conflict fails the task and names the other manager.
+    type: bool
+    default: false
+  prune:
+    description: Delete the policy's objects of O(components) that are not in O(resources).
+    type: bool
+    default: true
+  api_versions:
+    description:
+      - The Istio API versions in use (C(networking), C(security)), as in the policy; used to list
+        the kinds to prune when no wanted object names them.
+    type: dict
+    default: {}
+  create_namespaces:
+    description:
+      - Create missing namespaces that the objects go to, labelled as this policy's (component
+        C(gateway)). Such a namespace is deleted by prune or teardown only when nothing else is in it.
+      - Without it, a missing namespace fails the task before anything is written.
+    type: bool
+    default: false
+  mesh_config:
+    description:
+      - RV(meshguard.egress.egress_resources#module:mesh_config). With C(mesh-config) in
+        O(components), C(manage=true) and C(method=configmap), the outbound traffic policy is set
+        in (or, with O(state=absent), restored to) Istio's mesh ConfigMap.
+    type: dict
+  workers:
+    description: Requests sent concurrently within one step.
+    type: int
+    default: 8
+attributes:
+  check_mode:
+    support: full
+    description: The API server's dry run (C(dryRun=All)); nothing is written.
+  diff_mode:
+    support: full
+    description: One before/after YAML document per created, changed or deleted object.
+notes:
+  - Needs the C(kubernetes) Python library and the C(kubernetes.core) collection (for the connection).
+  - The permissions needed are listed in the collection's C(docs/rbac.md).
+seealso:
+  - module: meshguard.egress.egress_resources
+  - module: kubernetes.core.k8s
+requirements:
+  - kubernetes >= 24.2.0
+  - PyYAML
+"""
+
+EXAMPLES = r"""
+- name: Build the policy's objects
+  meshguard.egress.egress_resources:
+    rules: "{{ meshguard_egress_rules }}"
+  register: built
+
+- name: Apply the rule objects and prune removed rules
+  meshguard.egress.egress_apply:
+    resources: "{{ built.resources | selectattr('metadata.labels.egress.meshguard.io/component', 'in', ['rule', 'default-deny']) }}"
+    policy_name: default
+    components: [rule, default-deny]
+
+- name: Remove everything the policy created, restore the mesh ConfigMap
+  meshguard.egress.egress_apply:
+    policy_name: default
+    components: [rule, default-deny, gateway, mesh-config, anti-bypass]
+    mesh_config: "{{ built.mesh_config }}"
+    state: absent
+
+- name: Set the connection once for every module of the collection
+  module_defaults:
+    group/meshguard.egress.k8s:
+      kubeconfig: /etc/automation/kubeconfig
+      context: prod
+  block:
+    - name: Apply
+      meshguard.egress.egress_apply:
+        resources: "{{ built.resources }}"
+        policy_name: default
+        components: [rule, default-deny, gateway, mesh-config, anti-bypass]
+"""
+
+RETURN = r"""
+created:
+  description: Objects created (or, in check mode, that would be), as C(Kind namespace/name).
+  returned: always
+  type: list
+  elements: str
+  sample: ["ServiceEntry istio-system/meshguard-baidu"]
+updated:
+  description: Objects whose stored version changed.
+  returned: always
+  type: list
+  elements: str
+deleted:
+  description: Objects deleted by prune or teardown.
+  returned: always
+  type: list
+  elements: str
+unchanged:
+  description: Objects that already were as wanted (no write, or a no-op write).
+  returned: always
+  type: list
+  elements: str
+kept:
+  description: Objects of this policy left in place (a namespace that holds other objects, or an object replaced under us).
+  returned: always
+  type: list
+  elements: str
+mesh_changed:
+  description: Whether the mesh ConfigMap was changed (or would be, in check mode).
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshguard.egress.plugins.module_utils.apply import (
+    COMPONENT_MESH, COMPONENTS, ApplyError, apply_objects, mesh_configmap)
+from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import (
+    AUTH_ARG_SPEC, HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClientError, get_client)
+
+
+def main():
+    argument_spec = dict(AUTH_ARG_SPEC)
+    argument_spec.update(
+        resources=dict(type="list", elements="dict", default=[]),
+        policy_name=dict(type="str", required=True),
+        components=dict(type="list", elements="str", required=True, choices=list(COMPONENTS)),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        force=dict(type="bool", default=False),
+        prune=dict(type="bool", default=True),
+        api_versions=dict(type="dict", default={}),
+        create_namespaces=dict(type="bool", default=False),
+        mesh_config=dict(type="dict"),
+        workers=dict(type="int", default=8),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    params = module.params
+    mesh = params["mesh_config"]
+    do_mesh = bool(mesh and COMPONENT_MESH in params["components"] and mesh.get("manage", True)
+                   and mesh.get("method") == "configmap")
+    if do_mesh:
+        missing = [k for k in ("namespace", "configmap", "outbound_policy") if not mesh.get(k)]
+        if missing:
+            module.fail_json(msg="mesh_config lacks %s; pass the mesh_config result of "
+                                 "meshguard.egress.egress_resources" % ", ".join(missing))
+
+    try:
+        client = get_client(module)
+    except ClientError as exc:
+        module.fail_json(msg=str(exc))
+
+    result = dict(changed=False, mesh_changed=False)
+    diffs = []
+    try:
+        # The mesh setting goes first on apply (REGISTRY_ONLY before any route: fail closed) and
+        # last on teardown (the mesh stays closed until our routes are gone).
+        if do_mesh and params["state"] == "present":
+            mesh_result = mesh_configmap(client, mesh, params["policy_name"], "present", module.check_mode,
+                                         module._diff)
+            result["mesh_changed"] = mesh_result["changed"]
+            diffs.extend(mesh_result["diff"])
+            for warning in mesh_result["warnings"]:
+                module.warn(warning)
+        applied = apply_objects(
+            client, params["resources"], params["policy_name"], params["components"], state=params["state"],
+            force=params["force"], check_mode=module.check_mode, diff=module._diff,
+            api_versions=params["api_versions"], create_namespaces=params["create_namespaces"],
+            prune=params["prune"], workers=params["workers"])
+        if do_mesh and params["state"] == "absent":
+            mesh_result = mesh_configmap(client, mesh, params["policy_name"], "absent", module.check_mode,
+                                         module._diff)
+            result["mesh_changed"] = mesh_result["changed"]
+            diffs.extend(mesh_result["diff"])
+            for warning in mesh_result["warnings"]:
+                module.warn(warning)
+    except ApplyError as exc:
+        partial = dict((k, v) for k, v in exc.partial.items() if k not in ("diff", "warnings"))
+        for warning in exc.partial.get("warnings", []):
+            module.warn(warning)
+        if exc.partial.get("created") or exc.partial.get("updated") or exc.partial.get("deleted"):
+            partial["changed"] = True
+        module.fail_json(msg=str(exc), **partial)
+
+    for warning in applied.pop("warnings"):
+        module.warn(warning)
+    diffs = applied.pop("diff") + diffs
+    result.update(applied)
+    result["changed"] = bool(applied["changed"] or result["mesh_changed"])
+    if module._diff and diffs:
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
