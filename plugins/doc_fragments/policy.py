@@ -19,13 +19,16 @@ options:
       - Rules are validated together before anything is built; a problem is reported with the
         rule's index and name and the field, for example C(rules[0] (baidu).hosts[1]).
       - Role variable C(meshguard_egress_rules).
-    type: list
-    elements: dict
+      - A list of mappings. Type V(raw) so that the policy model, not Ansible's generic type
+        conversion, checks it and names the rule and field of every problem.
+      - An empty list is refused unless O(allow_empty=true).
+    type: raw
     default: []
     suboptions:
       name:
         description:
-          - Rule name, unique, a DNS-1123 label. Names the rule's objects and labels them
+          - Rule name, unique, a DNS-1123 label without C(--), and not one of C(allow-nothing),
+            C(anti-bypass), C(outbound-policy). Names the rule's objects and labels them
             C(egress.meshguard.io/rule=<name>).
         type: str
         required: true
@@ -56,8 +59,9 @@ options:
           - Who may call the hosts. Never empty. Each entry is a mapping with C(namespace) and an
             optional C(service_account), or the string C(namespace) or C(namespace/service_account).
           - An entry without service account allows every workload of the namespace.
-          - Becomes C(from.source.principals) (C(<trust_domain>/ns/<ns>/sa/<sa>)) or
-            C(from.source.namespaces) of the rule's AuthorizationPolicy on the gateway.
+          - Becomes C(from.source.principals) of the rule's AuthorizationPolicy on the gateway:
+            C(<trust_domain>/ns/<ns>/sa/<sa>), or the prefix C(<trust_domain>/ns/<ns>/sa/*) for a
+            whole namespace (never C(source.namespaces), which ignores the trust domain).
         type: list
         elements: raw
         required: true
@@ -98,8 +102,9 @@ options:
         type: str
   gateway:
     description:
-      - The egress gateway. Role variable C(meshguard_egress_gateway).
-    type: dict
+      - The egress gateway. Role variable C(meshguard_egress_gateway). A mapping (type V(raw), checked
+        by the policy model).
+    type: raw
     suboptions:
       name:
         description: Gateway Deployment/Service name.
@@ -146,8 +151,9 @@ options:
         type: str
   mesh:
     description:
-      - The outbound traffic policy. Role variable C(meshguard_egress_mesh).
-    type: dict
+      - The outbound traffic policy. Role variable C(meshguard_egress_mesh). A mapping (type V(raw),
+        checked by the policy model).
+    type: raw
     suboptions:
       manage:
         description: Whether to manage the outbound traffic policy at all.
@@ -188,7 +194,7 @@ options:
         description: Mesh ConfigMap name. Defaults to C(istio) or C(istio-<revision>).
         type: str
   trust_domain:
-    description: The mesh trust domain used in principals C(<trust_domain>/ns/<ns>/sa/<sa>).
+    description: The mesh trust domain used in principals C(<trust_domain>/ns/<ns>/sa/<sa>); written lower-case.
     type: str
     default: cluster.local
   cluster_domain:
@@ -201,31 +207,72 @@ options:
         C(networking.istio.io/v1) (Istio 1.22+, default), C(networking.istio.io/v1beta1),
         C(networking.istio.io/v1alpha3); C(security) is C(security.istio.io/v1) (Istio 1.17+,
         default) or C(security.istio.io/v1beta1).
-    type: dict
+      - Role variable C(meshguard_egress_api_versions). A mapping (type V(raw), checked by the policy model).
+    type: raw
   network_policy:
     description:
-      - Anti-bypass Kubernetes NetworkPolicies. With C(enabled=true) every client namespace
-        (the namespaces in allow lists, O(mesh.namespaces) for scope C(namespaces), and the
-        extra C(namespaces) listed here) gets a NetworkPolicy that lets its pods reach only
-        pods inside the cluster, so a pod that skips its sidecar cannot go straight out.
-    type: dict
+      - Anti-bypass Kubernetes NetworkPolicies, so that a pod that skips its sidecar cannot go
+        straight out. Every covered namespace gets a NetworkPolicy that lets its pods reach only
+        pods of the covered namespaces, the egress gateway pods, DNS in C(kube-system), istiod
+        and O(network_policy.allowed_cidrs); nothing outside the cluster.
+      - Covered are O(network_policy.namespaces) plus, when applied by the C(egress_policy) role,
+        the namespaces matching O(network_policy.namespace_selector) on the cluster, minus the
+        gateway's namespace and O(network_policy.exclude_namespaces). Pods of any namespace that
+        is not covered can still bypass the gateway; the summary says which are covered.
+      - Role variable C(meshguard_egress_network_policy). A mapping (type V(raw), checked by the policy model).
+    type: raw
     suboptions:
       enabled:
-        description: Generate the NetworkPolicies.
+        description: Generate the NetworkPolicies. Needs O(network_policy.namespaces) or O(network_policy.namespace_selector).
         type: bool
         default: false
       namespaces:
-        description: Extra client namespaces to lock down.
+        description: Namespaces to cover, by name (the only ones covered when rendering).
         type: list
         elements: str
+      namespace_selector:
+        description:
+          - Label selector (a mapping of labels, or a selector string such as C(istio-injection=enabled))
+            of the namespaces to cover, resolved on the cluster by the C(egress_policy) role.
+            V({}) selects every namespace.
+        type: raw
+      exclude_namespaces:
+        description:
+          - Namespaces never covered. Default C(kube-node-lease), C(kube-public), C(kube-system):
+            the control plane's own pods (CoreDNS must reach upstream resolvers).
+        type: list
+        elements: str
+      allowed_cidrs:
+        description:
+          - IPv4 CIDRs the covered pods may also reach, for in-cluster endpoints that are not pods
+            (the Kubernetes API server). C(/0) is refused.
+        type: list
+        elements: str
+  network_policy_discovered:
+    description:
+      - The namespaces the C(egress_policy) role found on the cluster with
+        O(network_policy.namespace_selector); set by that role, not by users.
+    type: list
+    elements: str
+    default: []
+  allow_empty:
+    description:
+      - Allow a policy without rules. The gateway then denies every request (only the
+        allow-nothing AuthorizationPolicy). Without it an empty O(rules), often a misspelt
+        variable such as C(meshguard_egress_rule), fails.
+      - Role variable C(meshguard_egress_allow_empty). A boolean (type V(raw), checked by the policy model).
+    type: raw
+    default: false
   policy_name:
     description:
       - Name of this policy, written to label C(egress.meshguard.io/policy). Applies and prunes
         only touch objects of the same policy name, so independent policies can share a cluster.
+      - Every object name of a policy other than C(default) carries it (C(<prefix><policy>--<rule>)),
+        so two policies never build objects of the same name. At most 30 characters, no C(--).
     type: str
     default: default
   name_prefix:
-    description: Prefix of every generated object name.
+    description: Prefix of every generated object name (no C(--)).
     type: str
     default: meshguard-
 """

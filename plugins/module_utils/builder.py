@@ -25,9 +25,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (  # noqa: F401 (re-exported)
-    COMPONENT_DEFAULT_DENY, COMPONENT_GATEWAY, COMPONENT_MESH, COMPONENT_NETPOL, COMPONENT_RULE, LABEL_COMPONENT,
-    LABEL_MANAGED_BY, LABEL_POLICY, LABEL_RULE, MANAGED_BY, ownership_labels)
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import subset_name
+    ANNOTATION_HOSTS, COMPONENT_DEFAULT_DENY, COMPONENT_GATEWAY, COMPONENT_MESH, COMPONENT_NETPOL, COMPONENT_RULE,
+    LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_POLICY, LABEL_RULE, MANAGED_BY, ownership_labels)
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import (
+    DEFAULT_POLICY_NAME, NAME_SEPARATOR, subset_name)
 
 DRY_RUN_ANNOTATION = "istio.io/dry-run"
 
@@ -52,48 +53,109 @@ def _gateway_ref(policy, rule):
     return "%s/%s" % (policy.gateway["namespace"], rule_object_name(policy, rule))
 
 
+def policy_object_name(policy, what):
+    """Name of an object of the whole policy (allow-nothing, anti-bypass, outbound-policy) or the
+    base of a rule's names: `<prefix><what>` for the default policy (the seed's names stay
+    readable), `<prefix><policy>--<what>` for every other one.
+
+    Two policies never share a name: names of the default policy contain no "--" (rule names,
+    policy names and the prefix may not contain it, and the prefix ends where an alphanumeric
+    name starts), every other policy's names contain exactly one, right after the policy name.
+    """
+    if policy.policy_name == DEFAULT_POLICY_NAME:
+        return policy.name_prefix + what
+    return policy.name_prefix + policy.policy_name + NAME_SEPARATOR + what
+
+
 def rule_object_name(policy, rule):
-    """Name of the per-rule ServiceEntry, Gateway and AuthorizationPolicy."""
-    return policy.name_prefix + rule.name
+    """Name of the per-rule ServiceEntry, Gateway and AuthorizationPolicy (a DNS label)."""
+    return policy_object_name(policy, rule.name)
 
 
 def host_object_name(policy, rule, host):
-    """Name of the per-host VirtualService and TLS-origination DestinationRule (a DNS subdomain)."""
-    return "%s%s.%s" % (policy.name_prefix, rule.name, host)
+    """Name of the per-host VirtualService and TLS-origination DestinationRule (a DNS subdomain):
+    the rule's name, a dot, the host (the rule's name has no dot, so this is unambiguous)."""
+    return "%s.%s" % (rule_object_name(policy, rule), host)
+
+
+def gateway_service_entry_name(policy, rule):
+    """Name of the originate rule's gateway-only ServiceEntry (the external TLS port). A host
+    has at least two labels, so `<rule name>.tls` never equals a per-host name."""
+    return rule_object_name(policy, rule) + ".tls"
 
 
 def _gateway_port(policy, rule, which="service_ports"):
     return policy.gateway[which]["https" if rule.tls == "passthrough" else "http"]
 
 
+def _hosts_annotation(rule):
+    return {ANNOTATION_HOSTS: ",".join(rule.hosts)}
+
+
 def service_entry(policy, rule):
+    """The ServiceEntry every sidecar sees: only the port the application uses.
+
+    In originate mode that is the plain-HTTP app port, never the external TLS port: a TLS port
+    visible to every sidecar with no VirtualService routing it gets a default SNI chain to
+    `outbound|443||<host>` straight from the client sidecar, skipping the gateway and its
+    AuthorizationPolicy (pilot/pkg/networking/core/tls.go buildSidecarOutboundTLSFilterChainOpts,
+    "HTTPS or TLS ports without associated virtual service"). The TLS port is declared only
+    to the gateway's namespace by gateway_service_entry().
+    """
     if rule.tls == "originate":
-        ports = [{"number": rule.app_port, "name": "http", "protocol": "HTTP"},
-                 {"number": rule.port, "name": "https", "protocol": "HTTPS"}]
+        ports = [{"number": rule.app_port, "name": "http", "protocol": "HTTP"}]
     elif rule.tls == "passthrough":
         ports = [{"number": rule.port, "name": "tls", "protocol": "TLS"}]
     else:
         ports = [{"number": rule.port, "name": "http", "protocol": "HTTP"}]
     return _obj(policy.api_versions["networking"], "ServiceEntry",
-                _meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule),
+                _meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule,
+                      _hosts_annotation(rule)),
                 {"hosts": list(rule.hosts), "exportTo": ["*"], "location": "MESH_EXTERNAL",
                  "ports": ports, "resolution": "DNS"})
 
 
+def gateway_service_entry(policy, rule):
+    """Originate mode: the external TLS port, visible in the gateway's namespace only.
+
+    Services with the same host but different exportTo are not merged
+    (pilot/pkg/model/sidecar.go canMergeServices), and a namespace's private services come
+    before public ones (push_context.go servicesExportedToNamespace), so the gateway sees the
+    host with this port (the first service wins) and client namespaces see only the app port.
+    Any other pod in the gateway's namespace sees it too: keep that namespace for the gateway.
+    """
+    return _obj(policy.api_versions["networking"], "ServiceEntry",
+                _meta(policy, gateway_service_entry_name(policy, rule), policy.gateway["namespace"],
+                      COMPONENT_RULE, rule, _hosts_annotation(rule)),
+                {"hosts": list(rule.hosts), "exportTo": ["."], "location": "MESH_EXTERNAL",
+                 "ports": [{"number": rule.port, "name": "https", "protocol": "HTTPS"}], "resolution": "DNS"})
+
+
+def _gateway_server(port, name, protocol, hosts):
+    # Hosts as "./H": only VirtualServices in the gateway's namespace (ours) bind to this
+    # server. A bare "H" means "*/H", and a VirtualService of any namespace exported to the
+    # gateway's namespace is ordered before public ones (push_context.go
+    # VirtualServicesForGateway), so it could take over the allowed callers' traffic.
+    # ISTIO_MUTUAL: the sidecar->gateway hop is Istio mTLS, so the gateway sees the
+    # caller's SPIFFE identity and AuthorizationPolicy principals match (istio/istio#22609).
+    return {"port": {"number": port, "name": name, "protocol": protocol},
+            "hosts": ["./" + host for host in hosts], "tls": {"mode": "ISTIO_MUTUAL"}}
+
+
 def gateway(policy, rule):
-    passthrough = rule.tls == "passthrough"
-    server = {
-        "port": {"number": _gateway_port(policy, rule),
-                 "name": "tls" if passthrough else "https",
-                 "protocol": "TLS" if passthrough else "HTTPS"},
-        "hosts": list(rule.hosts),
-        # ISTIO_MUTUAL: the sidecar->gateway hop is Istio mTLS, so the gateway sees the
-        # caller's SPIFFE identity and AuthorizationPolicy principals match (istio/istio#22609).
-        "tls": {"mode": "ISTIO_MUTUAL"},
-    }
+    port = _gateway_port(policy, rule)
+    if rule.tls == "passthrough":
+        # One server per host: one ISTIO_MUTUAL TLS server listing several hosts is one filter
+        # chain with one tcp_proxy, which takes the first VirtualService whose tcp match
+        # succeeds (core/gateway.go createGatewayTCPFilterChainOpts,
+        # buildGatewayNetworkFiltersFromTCPRoutes): host B's traffic would go to host A.
+        servers = [_gateway_server(port, "tls-%s" % subset_name(policy.policy_name, rule.name, host), "TLS", [host])
+                   for host in rule.hosts]
+    else:
+        servers = [_gateway_server(port, "https", "HTTPS", rule.hosts)]
     return _obj(policy.api_versions["networking"], "Gateway",
                 _meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule),
-                {"selector": dict(policy.gateway["labels"]), "servers": [server]})
+                {"selector": dict(policy.gateway["labels"]), "servers": servers})
 
 
 def gateway_destination_rule(policy, rule):
@@ -105,7 +167,7 @@ def gateway_destination_rule(policy, rule):
     host (pilot/pkg/model/destination_rule.go mergeDestinationRule); subset names are unique.
     """
     port = _gateway_port(policy, rule)
-    subsets = [{"name": subset_name(rule.name, host),
+    subsets = [{"name": subset_name(policy.policy_name, rule.name, host),
                 "trafficPolicy": {"portLevelSettings": [
                     {"port": {"number": port}, "tls": {"mode": "ISTIO_MUTUAL", "sni": host}}]}}
                for host in rule.hosts]
@@ -118,7 +180,8 @@ def gateway_destination_rule(policy, rule):
 def virtual_service(policy, rule, host):
     gw_ref = _gateway_ref(policy, rule)
     gw_port = _gateway_port(policy, rule)
-    to_gateway = {"destination": {"host": policy.gateway_host(), "subset": subset_name(rule.name, host),
+    to_gateway = {"destination": {"host": policy.gateway_host(),
+                                  "subset": subset_name(policy.policy_name, rule.name, host),
                                   "port": {"number": gw_port}}, "weight": 100}
     to_external = {"destination": {"host": host, "port": {"number": rule.port}}, "weight": 100}
     spec = {"hosts": [host], "gateways": [gw_ref, "mesh"], "exportTo": ["*"]}
@@ -144,11 +207,15 @@ def origination_destination_rule(policy, rule, host):
 
     Only the gateway originates TLS, so the rule selects the gateway pods (workloadSelector)
     and is exported to its own namespace only (Istio requires that with a selector).
+
+    `subjectAltNames: [host]`: with `sni` set, Istio turns its automatic SAN check off
+    (pilot/pkg/networking/core/cluster_tls.go setAutoSniAndAutoSanValidation), so without it
+    any certificate chaining to the bundle would be accepted, whatever name it is for.
     """
     if rule.credential_name:
-        tls = {"mode": "MUTUAL", "credentialName": rule.credential_name, "sni": host}
+        tls = {"mode": "MUTUAL", "credentialName": rule.credential_name, "sni": host, "subjectAltNames": [host]}
     else:
-        tls = {"mode": "SIMPLE", "caCertificates": rule.ca_certificates, "sni": host}
+        tls = {"mode": "SIMPLE", "caCertificates": rule.ca_certificates, "sni": host, "subjectAltNames": [host]}
     return _obj(policy.api_versions["networking"], "DestinationRule",
                 _meta(policy, host_object_name(policy, rule, host), policy.gateway["namespace"],
                       COMPONENT_RULE, rule),
@@ -158,26 +225,25 @@ def origination_destination_rule(policy, rule, host):
 
 
 def authorization_sources(policy, rule):
-    """The `from` list: principals for service accounts, namespaces for whole namespaces."""
-    principals = [i.principal(policy.trust_domain) for i in rule.allow if i.service_account]
-    namespaces = [i.namespace for i in rule.allow if not i.service_account]
-    sources = []
-    if principals:
-        sources.append({"source": {"principals": principals}})
-    if namespaces:
-        sources.append({"source": {"namespaces": namespaces}})
-    if not sources:  # unreachable for a validated policy; never emit an empty `from`
+    """The `from` list: one source of principals, `<td>/ns/<ns>/sa/<sa>` for a service account
+    and the prefix `<td>/ns/<ns>/sa/*` for a whole namespace (Identity.principal): both keep the
+    trust domain, which `source.namespaces` would ignore."""
+    principals = [i.principal(policy.trust_domain) for i in rule.allow]
+    if not principals:  # unreachable for a validated policy; never emit an empty `from`
         raise ValueError("rule %s has no callers" % rule.name)
-    return sources
+    return [{"source": {"principals": principals}}]
 
 
 def authorization_host_values(rule):
-    """Host header values for `to.operation.hosts`: Istio matches the Host header exactly
-    (pilot/pkg/security/authz/matcher HostMatcher), and clients may send "host:port"."""
+    """Host header values for `to.operation.hosts`: `H` and `H:*`, the shape Istio's security
+    best practices recommend ("Writing host match policies"). Istio matches hosts
+    case-insensitively, exactly, or by prefix/suffix with one `*`
+    (pilot/pkg/security/authz/matcher/header.go HostMatcher): `H:*` is the prefix `H:`, which
+    only a Host header of H with a port has; no other host starts with it."""
     values = []
     for host in rule.hosts:
         values.append(host)
-        values.append("%s:%d" % (host, rule.app_port))
+        values.append("%s:*" % host)
     return values
 
 
@@ -212,13 +278,16 @@ def allow_nothing_policy(policy):
     there (no rules, or only dry-run rules), because a workload without any enforced ALLOW
     policy allows every request."""
     return _obj(policy.api_versions["security"], "AuthorizationPolicy",
-                _meta(policy, policy.name_prefix + "allow-nothing", policy.gateway["namespace"],
+                _meta(policy, policy_object_name(policy, "allow-nothing"), policy.gateway["namespace"],
                       COMPONENT_DEFAULT_DENY),
                 {"selector": {"matchLabels": dict(policy.gateway["labels"])}, "action": "ALLOW"})
 
 
 def rule_objects(policy, rule):
-    objs = [service_entry(policy, rule), gateway(policy, rule), gateway_destination_rule(policy, rule)]
+    objs = [service_entry(policy, rule)]
+    if rule.tls == "originate":
+        objs.append(gateway_service_entry(policy, rule))
+    objs += [gateway(policy, rule), gateway_destination_rule(policy, rule)]
     for host in rule.hosts:
         objs.append(virtual_service(policy, rule, host))
     if rule.tls == "originate":
@@ -311,7 +380,7 @@ def gateway_objects(policy):
 
 def sidecar(policy, namespace):
     return _obj(policy.api_versions["networking"], "Sidecar",
-                _meta(policy, policy.name_prefix + "outbound-policy", namespace, COMPONENT_MESH),
+                _meta(policy, policy_object_name(policy, "outbound-policy"), namespace, COMPONENT_MESH),
                 {"outboundTrafficPolicy": {"mode": policy.mesh["outbound_policy"]}})
 
 
@@ -360,28 +429,62 @@ def patch_mesh_config_text(mesh_text, outbound_policy, yaml_module):
 
 # --- anti-bypass NetworkPolicies ----------------------------------------------------------
 
+DNS_PORTS = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+# istiod's xDS and CA port (sidecars fetch their config and certificates there).
+ISTIOD_PORTS = [{"port": 15012, "protocol": "TCP"}]
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
 def anti_bypass_namespaces(policy):
-    if not policy.network_policy["enabled"]:
-        return []
-    names = set(policy.client_namespaces()) | set(policy.network_policy["namespaces"])
-    if policy.mesh["method"] == "sidecar" and policy.mesh["scope"] == "namespaces":
-        names.update(policy.mesh["namespaces"])
-    names.discard(policy.gateway["namespace"])
-    return sorted(names)
+    """The namespaces the anti-bypass NetworkPolicies cover (policy.py _normalize_network_policy)."""
+    return list(policy.network_policy["covered"]) if policy.network_policy["enabled"] else []
 
 
-def network_policy(policy, namespace):
-    """Pods of a client namespace may reach pods in the cluster (the gateway, DNS, istiod,
-    other services) and nothing outside it: a pod that skips its sidecar cannot go
-    straight out (Istio's egress docs, "Additional security considerations")."""
+def _namespace_is(names):
+    return {"matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": sorted(names)}]}
+
+
+def network_policy(policy, namespace, covered=None):
+    """No pod of a covered namespace may open a connection outside the cluster; in-cluster
+    traffic keeps working (Istio's egress docs, "Additional security considerations").
+
+    Allowed destinations, and nothing else: pods of the covered namespaces (a pod of an
+    uncovered namespace could relay to the outside, so it is not a destination), the egress
+    gateway's pods on their container ports, DNS in kube-system, istiod on 15012, and
+    `allowed_cidrs` (e.g. the API server, which is not a pod)."""
+    gw = policy.gateway
+    covered = anti_bypass_namespaces(policy) if covered is None else covered
+    egress = [
+        {"to": [{"namespaceSelector": _namespace_is(covered)}]},
+        {"to": [{"namespaceSelector": _namespace_is([gw["namespace"]]),
+                 "podSelector": {"matchLabels": dict(gw["labels"])}}],
+         "ports": [{"port": gw["container_ports"][key], "protocol": "TCP"} for key in ("http", "https")]},
+        {"to": [{"namespaceSelector": _namespace_is(["kube-system"])}], "ports": list(DNS_PORTS)},
+        {"to": [{"namespaceSelector": _namespace_is([policy.mesh["istio_namespace"]]),
+                 "podSelector": {"matchLabels": {"app": "istiod"}}}], "ports": list(ISTIOD_PORTS)},
+    ]
+    if policy.network_policy["allowed_cidrs"]:
+        egress.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in policy.network_policy["allowed_cidrs"]]})
     return _obj("networking.k8s.io/v1", "NetworkPolicy",
-                _meta(policy, policy.name_prefix + "anti-bypass", namespace, COMPONENT_NETPOL),
-                {"podSelector": {}, "policyTypes": ["Egress"],
-                 "egress": [{"to": [{"namespaceSelector": {}}]}]})
+                _meta(policy, policy_object_name(policy, "anti-bypass"), namespace, COMPONENT_NETPOL),
+                {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress})
 
 
 def network_policy_objects(policy):
-    return [network_policy(policy, ns) for ns in anti_bypass_namespaces(policy)]
+    covered = anti_bypass_namespaces(policy)
+    return [network_policy(policy, ns, covered) for ns in covered]
+
+
+def anti_bypass_summary(policy):
+    """What the anti-bypass NetworkPolicies cover, said plainly."""
+    netpol = policy.network_policy
+    if not netpol["enabled"]:
+        return "anti-bypass NetworkPolicies off: a pod that skips its sidecar can reach the outside"
+    covered = anti_bypass_namespaces(policy)
+    text = "anti-bypass NetworkPolicies cover %s" % (", ".join(covered) if covered else "NO namespace")
+    if netpol["namespace_selector"] is not None and not netpol["discovered"]:
+        text += " (namespace_selector is resolved on the cluster by the egress_policy role, not when rendering)"
+    return text + "; pods of any other namespace, and of %s, can still bypass the gateway" % policy.gateway["namespace"]
 
 
 # --- everything ---------------------------------------------------------------------------
@@ -420,10 +523,10 @@ def summary_lines(policy, resources):
             mesh["outbound_policy"], mesh["istio_namespace"], mesh["configmap"])
     else:
         mesh_text = "mesh %s via Sidecar in %s" % (mesh["outbound_policy"], ", ".join(sidecar_namespaces(policy)))
-    lines = ["policy %s: %d rule%s, %d objects; gateway %s/%s (%s); %s; anti-bypass NetworkPolicies %s" % (
+    lines = ["policy %s: %d rule%s, %d objects; gateway %s/%s (%s); %s; %s" % (
         policy.policy_name, len(policy.rules), "" if len(policy.rules) == 1 else "s", len(resources),
         gw["namespace"], gw["name"], "managed" if gw["manage"] else "existing", mesh_text,
-        "on (%s)" % ", ".join(anti_bypass_namespaces(policy)) if policy.network_policy["enabled"] else "off")]
+        anti_bypass_summary(policy))]
     for rule in policy.rules:
         l7 = ""
         if rule.methods or rule.paths:

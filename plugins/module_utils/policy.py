@@ -34,7 +34,18 @@ SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 
 # Top-level defaults, shared with the module argument spec (argspec.py).
 TOP_DEFAULTS = {"trust_domain": "cluster.local", "cluster_domain": "cluster.local",
-                "policy_name": "default", "name_prefix": "meshguard-"}
+                "policy_name": "default", "name_prefix": "meshguard-", "allow_empty": False}
+# The policy whose object names omit the policy name (the seed's names stay readable); every
+# other policy's names carry it, after NAME_SEPARATOR (see builder.rule_base_name).
+DEFAULT_POLICY_NAME = "default"
+# "--" separates the policy name from the rule name in object names; rule names, policy names
+# and the name prefix may not contain it, so names of two policies can never coincide.
+NAME_SEPARATOR = "--"
+# Names of objects shared by a whole policy; a rule of the same name would collide with them.
+RESERVED_RULE_NAMES = ("allow-nothing", "anti-bypass", "outbound-policy")
+# Namespaces the anti-bypass NetworkPolicies never cover by default: the control plane's own
+# pods (CoreDNS must reach the upstream resolvers outside the cluster).
+DEFAULT_NETPOL_EXCLUDED = ("kube-node-lease", "kube-public", "kube-system")
 
 RULE_KEYS = ("name", "hosts", "tls", "port", "allow", "http", "dry_run", "credential_name", "ca_certificates")
 # The OS CA bundle in Istio's proxy images (Debian/Ubuntu and distroless bases): the gateway
@@ -49,9 +60,9 @@ PORT_KEYS = ("http", "https")
 MESH_KEYS = ("manage", "outbound_policy", "method", "scope", "namespaces", "istio_namespace",
              "revision", "configmap")
 API_KEYS = ("networking", "security")
-NETPOL_KEYS = ("enabled", "namespaces")
+NETPOL_KEYS = ("enabled", "namespaces", "namespace_selector", "exclude_namespaces", "allowed_cidrs")
 TOP_KEYS = ("rules", "gateway", "mesh", "trust_domain", "cluster_domain", "api_versions",
-            "network_policy", "policy_name", "name_prefix")
+            "network_policy", "policy_name", "name_prefix", "allow_empty", "network_policy_discovered")
 
 _LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -59,6 +70,7 @@ _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _HOST_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_CIDR_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})$")
 _IN_CLUSTER_SUFFIXES = (".svc", ".cluster.local", ".local")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
@@ -255,16 +267,19 @@ def short_hash(text, length=6):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
-def subset_name(rule_name, host):
-    """A DNS-1123 label naming the gateway subset of (rule, host): readable and stable.
+def subset_name(policy_name, rule_name, host):
+    """A DNS-1123 label naming the gateway subset of (policy, rule, host): readable and stable.
 
     Subset names must be DNS labels (istio pkg/config/validation validateSubsetName) and
-    unique among all DestinationRules Istio merges for the gateway host, so the rule name
-    (unique) is followed by the host's first label and a hash of the whole host.
+    unique among all DestinationRules Istio merges for the gateway host, which includes the
+    DestinationRules of every other policy on the same gateway. So the readable part (policy
+    unless default, rule, the host's first label) is followed by a 40-bit hash of all three.
     """
-    suffix = "-" + short_hash(host)
-    base = ("%s-%s" % (rule_name, host.split(".")[0]))[:63 - len(suffix)].rstrip("-")
-    return base + suffix
+    suffix = "-" + short_hash("%s/%s/%s" % (policy_name, rule_name, host), 10)
+    readable = "%s-%s" % (rule_name, host.split(".")[0])
+    if policy_name != DEFAULT_POLICY_NAME:
+        readable = policy_name + NAME_SEPARATOR + readable
+    return readable[:63 - len(suffix)].rstrip("-") + suffix
 
 
 class Identity:
@@ -292,7 +307,11 @@ class Identity:
         return self.namespace + ("/" + self.service_account if self.service_account else "")
 
     def principal(self, trust_domain):
-        return "%s/ns/%s/sa/%s" % (trust_domain, self.namespace, self.service_account)
+        """The SPIFFE principal Istio matches (without spiffe://). A whole namespace is the
+        prefix match `<td>/ns/<ns>/sa/*`: unlike `source.namespaces`, which Istio compiles to
+        `.*/ns/<ns>/.*` for any trust domain (pilot/pkg/security/authz/model/generator.go
+        srcNamespaceGenerator), it keeps the trust domain."""
+        return "%s/ns/%s/sa/%s" % (trust_domain, self.namespace, self.service_account or "*")
 
 
 class Rule:
@@ -328,7 +347,7 @@ class Policy:
     """A validated policy with every default resolved."""
 
     __slots__ = ("rules", "gateway", "mesh", "trust_domain", "cluster_domain", "api_versions",
-                 "network_policy", "policy_name", "name_prefix")
+                 "network_policy", "policy_name", "name_prefix", "allow_empty")
 
     def __init__(self, **kwargs):
         for key in self.__slots__:
@@ -343,6 +362,21 @@ class Policy:
         for rule in self.rules:
             names.update(i.namespace for i in rule.allow)
         return sorted(names)
+
+    def hosts(self):
+        """Every external host of the policy, sorted."""
+        return sorted(h for rule in self.rules for h in rule.hosts)
+
+    def as_dict(self):
+        """The normalised policy as plain data (module results, the roles)."""
+        return {
+            "policy_name": self.policy_name, "name_prefix": self.name_prefix,
+            "trust_domain": self.trust_domain, "cluster_domain": self.cluster_domain,
+            "api_versions": dict(self.api_versions), "gateway": dict(self.gateway), "mesh": dict(self.mesh),
+            "network_policy": dict(self.network_policy), "allow_empty": self.allow_empty,
+            "gateway_host": self.gateway_host(), "hosts": self.hosts(),
+            "rules": [rule.as_dict() for rule in self.rules],
+        }
 
 
 def _parse_identity(errs, where, entry):
@@ -410,8 +444,13 @@ def _normalize_rule(errs, index, raw):
         where = "rules[%d] (%s)" % (index, name)
     _unknown_keys(errs, where, raw, RULE_KEYS)
     name = _as_str(errs, where + ".name", name, required=True)
-    if name is not None:
-        _check_label(errs, where + ".name", name, "rule name")
+    if name is not None and _check_label(errs, where + ".name", name, "rule name"):
+        if NAME_SEPARATOR in name:
+            errs.add(where + ".name", "%r must not contain %r: it separates policy and rule in object names"
+                     % (name, NAME_SEPARATOR))
+        elif name in RESERVED_RULE_NAMES:
+            errs.add(where + ".name", "%r is reserved for a policy-wide object (reserved: %s)"
+                     % (name, ", ".join(RESERVED_RULE_NAMES)))
     tls = _enum(errs, where + ".tls", raw.get("tls"), TLS_MODES, "originate")
     port = _as_int(errs, where + ".port", raw.get("port"), DEFAULT_PORT.get(tls or "originate"), 1, 65535)
     if tls == "originate" and port == ORIGINATE_APP_PORT:
@@ -616,6 +655,9 @@ def normalize_policy(raw):
     if trust_domain is not None and (not is_dns_subdomain(trust_domain.lower()) or "/" in trust_domain):
         errs.add("trust_domain", "%r is not a valid trust domain (a DNS name such as cluster.local, "
                                  "without spiffe:// or slashes)" % trust_domain)
+    elif trust_domain is not None:
+        # Validated case-insensitively, so emitted in the one case SPIFFE IDs use (lower).
+        trust_domain = trust_domain.lower()
     cluster_domain = _as_str(errs, "cluster_domain", raw.get("cluster_domain"), TOP_DEFAULTS["cluster_domain"])
     if cluster_domain is not None and not is_dns_subdomain(cluster_domain):
         errs.add("cluster_domain", "%r is not a valid DNS domain" % cluster_domain)
@@ -627,13 +669,13 @@ def normalize_policy(raw):
         "security": _enum(errs, "api_versions.security", api.get("security"), SECURITY_VERSIONS,
                           SECURITY_VERSIONS[0]),
     }
-    netpol_raw = _as_dict(errs, "network_policy", raw.get("network_policy"), NETPOL_KEYS) or {}
-    netpol_namespaces = _namespace_list(errs, "network_policy.namespaces", netpol_raw.get("namespaces"))
-    network_policy = {"enabled": _as_bool(errs, "network_policy.enabled", netpol_raw.get("enabled"), False),
-                      "namespaces": sorted(netpol_namespaces)}
+    network_policy = _normalize_network_policy(errs, raw, gateway, mesh)
 
     policy_name = _as_str(errs, "policy_name", raw.get("policy_name"), TOP_DEFAULTS["policy_name"])
     policy_name = _check_label(errs, "policy_name", policy_name, "policy name")
+    if policy_name is not None and (NAME_SEPARATOR in policy_name or len(policy_name) > 30):
+        errs.add("policy_name", "%r must be at most 30 characters and not contain %r (it separates policy and "
+                                "rule in object names)" % (policy_name, NAME_SEPARATOR))
     name_prefix = raw.get("name_prefix", TOP_DEFAULTS["name_prefix"])
     if name_prefix is None:
         name_prefix = ""
@@ -641,12 +683,23 @@ def normalize_policy(raw):
         errs.add("name_prefix", "%r must be empty or up to 31 lowercase letters, digits and '-', starting "
                                 "alphanumeric" % (name_prefix,))
         name_prefix = ""
+    elif NAME_SEPARATOR in name_prefix:
+        errs.add("name_prefix", "%r must not contain %r (it separates policy and rule in object names)"
+                 % (name_prefix, NAME_SEPARATOR))
+        name_prefix = ""
+    allow_empty = _as_bool(errs, "allow_empty", raw.get("allow_empty"), TOP_DEFAULTS["allow_empty"])
 
     rules = []
-    for index, raw_rule in enumerate(_as_list(errs, "rules", raw.get("rules"))):
+    raw_rules = _as_list(errs, "rules", raw.get("rules"))
+    for index, raw_rule in enumerate(raw_rules):
         rule = _normalize_rule(errs, index, raw_rule)
         if rule is not None:
             rules.append(rule)
+    if not raw_rules and isinstance(raw.get("rules"), (list, tuple, type(None))):
+        if not allow_empty:
+            errs.add("rules", "is empty: the gateway would deny every request (only the allow-nothing policy). "
+                              "Set allow_empty (meshguard_egress_allow_empty) to true if that is what you want; "
+                              "a misspelt variable such as meshguard_egress_rule also ends up here")
 
     # Cross-rule checks: unique names, one owner per host, derived names that fit.
     by_name = {}
@@ -672,17 +725,77 @@ def normalize_policy(raw):
             if rule.name and len(name_prefix) + len(rule.name) + 1 + len(host) > 253:
                 errs.add(where + ".hosts", "object name for host %r would exceed 253 characters; shorten the rule "
                                            "name or name_prefix" % host)
-    if network_policy["enabled"] and gateway["namespace"]:
+    if gateway["namespace"]:
         for rule in rules:
             for a_index, ident in enumerate(rule.allow):
                 if ident.namespace == gateway["namespace"]:
                     errs.add("rules[%d] (%s).allow" % (rule.index, rule.name),
-                             "namespace %r is the gateway's namespace: the anti-bypass NetworkPolicy would cut the "
-                             "gateway itself off from the outside" % ident.namespace)
-        if gateway["namespace"] in netpol_namespaces:
-            errs.add("network_policy.namespaces", "must not contain the gateway namespace %r" % gateway["namespace"])
+                             "namespace %r is the gateway's namespace, which is reserved for the gateway: only the "
+                             "gateway can reach the external TLS ports there, and the anti-bypass NetworkPolicies "
+                             "leave it open (docs/security.md)" % ident.namespace)
     if errs.items:
         raise PolicyError(errs.items)
     return Policy(rules=sorted(rules, key=lambda r: r.name), gateway=gateway, mesh=mesh,
                   trust_domain=trust_domain, cluster_domain=cluster_domain, api_versions=api_versions,
-                  network_policy=network_policy, policy_name=policy_name, name_prefix=name_prefix)
+                  network_policy=network_policy, policy_name=policy_name, name_prefix=name_prefix,
+                  allow_empty=allow_empty)
+
+
+def _cidr_problem(value):
+    if not isinstance(value, str):
+        return "must be a string, got %r" % (value,)
+    match = _CIDR_RE.fullmatch(value)
+    if not match or any(int(part) > 255 for part in match.groups()[:4]) or int(match.group(5)) > 32:
+        return "%r is not an IPv4 CIDR such as 10.96.0.1/32" % value
+    if int(match.group(5)) == 0:
+        return "%r would let the covered pods reach every address, the outside included" % value
+    return None
+
+
+def _normalize_network_policy(errs, raw, gateway, mesh):
+    """Anti-bypass NetworkPolicies: which namespaces they cover.
+
+    Covered = `namespaces` (named by the user) plus `network_policy_discovered` (the namespaces
+    the egress_policy role found on the cluster with `namespace_selector`), minus the gateway's
+    namespace and `exclude_namespaces`. Render mode has no cluster, so it covers only the named
+    ones and says so.
+    """
+    where = "network_policy"
+    netpol = _as_dict(errs, where, raw.get("network_policy"), NETPOL_KEYS) or {}
+    enabled = _as_bool(errs, where + ".enabled", netpol.get("enabled"), False)
+    named = _namespace_list(errs, where + ".namespaces", netpol.get("namespaces"))
+    selector = netpol.get("namespace_selector")
+    if selector is not None:
+        if isinstance(selector, dict):
+            if selector:  # {} selects every namespace
+                _check_labels_map(errs, where + ".namespace_selector", selector)
+        elif not isinstance(selector, str):
+            errs.add(where + ".namespace_selector", "must be a mapping of labels or a label selector string, got %s"
+                     % type(selector).__name__)
+            selector = None
+    if netpol.get("exclude_namespaces") is None:
+        excluded = list(DEFAULT_NETPOL_EXCLUDED)
+    else:
+        excluded = _namespace_list(errs, where + ".exclude_namespaces", netpol.get("exclude_namespaces"))
+    cidrs = []
+    for index, cidr in enumerate(_as_list(errs, where + ".allowed_cidrs", netpol.get("allowed_cidrs"))):
+        problem = _cidr_problem(cidr)
+        if problem:
+            errs.add("%s.allowed_cidrs[%d]" % (where, index), problem)
+        elif cidr not in cidrs:
+            cidrs.append(cidr)
+    discovered = _namespace_list(errs, "network_policy_discovered", raw.get("network_policy_discovered"))
+    gw_ns = gateway.get("namespace")
+    for index, name in enumerate(named):
+        if name == gw_ns:
+            errs.add("%s.namespaces" % where, "must not contain the gateway namespace %r: the gateway is the one pod "
+                                              "that must reach the outside" % name)
+        elif name in excluded:
+            errs.add("%s.namespaces" % where, "%r is also in exclude_namespaces" % name)
+    if enabled and not named and selector is None:
+        errs.add(where, "enabled, but covers nothing: list the namespaces to protect (`namespaces`) or a "
+                        "`namespace_selector` the apply role resolves on the cluster (every namespace: {})")
+    covered = sorted((set(named) | set(discovered)) - set(excluded) - {gw_ns}) if enabled else []
+    return {"enabled": enabled, "namespaces": sorted(named), "namespace_selector": selector,
+            "exclude_namespaces": sorted(excluded), "allowed_cidrs": cidrs, "discovered": sorted(discovered),
+            "covered": covered}

@@ -7,7 +7,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_groups, mesh_config
+from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_groups, mesh_config, summary_lines
+from ansible_collections.meshguard.egress.plugins.module_utils.labels import policy_labels
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 
 import json
 import re
@@ -132,3 +134,22 @@ def render_files(policy, groups=None):
     if mesh_text:
         files[MESH_CONFIG_FILE] = header + mesh_text
     return dict(sorted(files.items()))
+
+
+def build_result(raw_policy, resources=True, render=False):
+    """What the egress_resources module returns for a raw policy (raises PolicyError)."""
+    policy = normalize_policy(raw_policy)
+    groups = build_groups(policy)
+    objects = [obj for dummy, objs in groups for obj in objs]
+    result = {
+        "summary": summary_lines(policy, objects),
+        "mesh_config": mesh_config(policy),
+        "rules": [rule.as_dict() for rule in policy.rules],
+        "labels": policy_labels(policy.policy_name),
+        "policy": policy.as_dict(),
+    }
+    if resources:
+        result["resources"] = objects
+    if render:
+        result["files"] = render_files(policy, groups)
+    return result

@@ -46,6 +46,14 @@ options:
         a large nested result costs Ansible noticeable time to post-process.
     type: bool
     default: true
+  unknown_variables:
+    description:
+      - Names of C(meshguard_egress_*) variables the calling role does not know (the
+        C(meshguard.egress.policy) role passes them). Each gets a warning, with the closest
+        known name when there is one, so a typo such as C(meshguard_egress_rule) is seen.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -108,6 +116,7 @@ EXAMPLES = r"""
       revision: 1-20-3
     network_policy:
       enabled: true
+      namespaces: [builds]
     rules:
       - name: pypi
         hosts: [pypi.org, files.pythonhosted.org]
@@ -184,6 +193,16 @@ rules:
       http: null
       dry_run: false
       credential_name: null
+policy:
+  description: The normalised policy (every default filled in), for the roles that apply and verify it.
+  returned: always
+  type: dict
+  sample:
+    policy_name: default
+    trust_domain: cluster.local
+    gateway: {name: istio-egressgateway, namespace: istio-system, manage: true}
+    gateway_host: istio-egressgateway.istio-system.svc.cluster.local
+    hosts: [www.baidu.com]
 labels:
   description: The ownership labels that select this policy's objects (for pruning and teardown).
   returned: always
@@ -195,38 +214,27 @@ labels:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshguard.egress.plugins.module_utils.argspec import POLICY_ARG_SPEC, policy_from_params
-from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_groups, mesh_config, summary_lines
-from ansible_collections.meshguard.egress.plugins.module_utils.labels import policy_labels
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import PolicyError, normalize_policy
-from ansible_collections.meshguard.egress.plugins.module_utils.render import render_files
+from ansible_collections.meshguard.egress.plugins.module_utils.argspec import (
+    POLICY_ARG_SPEC, policy_from_params, unknown_variable_warnings)
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import PolicyError
+from ansible_collections.meshguard.egress.plugins.module_utils.render import build_result
 
 
 def main():
     argument_spec = dict(POLICY_ARG_SPEC)
     argument_spec["render"] = dict(type="bool", default=False)
     argument_spec["resources"] = dict(type="bool", default=True)
+    argument_spec["unknown_variables"] = dict(type="list", elements="str", default=[])
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
+    for warning in unknown_variable_warnings(module.params["unknown_variables"]):
+        module.warn(warning)
     try:
-        policy = normalize_policy(policy_from_params(module.params))
+        result = build_result(policy_from_params(module.params), resources=module.params["resources"],
+                              render=module.params["render"])
     except PolicyError as exc:
         module.fail_json(msg=str(exc), errors=exc.errors)
-
-    groups = build_groups(policy)
-    resources = [obj for dummy, objs in groups for obj in objs]
-    result = dict(
-        changed=False,
-        summary=summary_lines(policy, resources),
-        mesh_config=mesh_config(policy),
-        rules=[rule.as_dict() for rule in policy.rules],
-        labels=policy_labels(policy.policy_name),
-    )
-    if module.params["resources"]:
-        result["resources"] = resources
-    if module.params["render"]:
-        result["files"] = render_files(policy, groups)
-    module.exit_json(**result)
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":
