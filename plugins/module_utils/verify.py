@@ -26,8 +26,9 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import LABEL_COMPONENT, LABEL_MANAGED_BY, \
     LABEL_POLICY, MANAGED_BY, policy_labels
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import HTTP_METHODS, host_problem, \
-    is_dns_label, is_dns_subdomain, short_hash
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import API_KEYS, GATEWAY_KEYS, HTTP_METHODS, \
+    MESH_KEYS, NETPOL_KEYS, RULE_KEYS, TOP_KEYS, host_problem, is_dns_label, is_dns_subdomain, normalize_policy, \
+    short_hash
 
 EXPECTATIONS = ("allowed", "denied", "blocked")
 OBSERVATIONS = ("allowed", "denied", "blocked", "unexpected", "broken")
@@ -842,3 +843,36 @@ def is_probe_pod(obj, policy_name):
     labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
     return (labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_POLICY) == policy_name
             and labels.get(LABEL_COMPONENT) == COMPONENT_VERIFY_PROBE)
+
+
+def _without_none(value):
+    if isinstance(value, dict):
+        return dict((k, _without_none(v)) for k, v in value.items() if v is not None)
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def policy_from_built(built):
+    """The Policy back from its plain-data form (``Policy.as_dict()``, the ``policy`` result of
+    egress_resources and of the meshguard.egress.policy role), validated again. Derived keys of
+    that form (gateway_host, hosts, network_policy.covered, ...) are dropped; the section key
+    lists of policy.py decide what is input."""
+    if not isinstance(built, dict):
+        raise VerifyError(["policy: must be the `policy` result of meshguard.egress.egress_resources (a mapping)"])
+    sections = {"gateway": GATEWAY_KEYS, "mesh": MESH_KEYS, "api_versions": API_KEYS, "network_policy": NETPOL_KEYS}
+    raw = {}
+    for key, value in built.items():
+        if key not in TOP_KEYS or value is None:
+            continue
+        value = _without_none(value)
+        if key in sections and isinstance(value, dict):
+            value = dict((k, v) for k, v in value.items() if k in sections[key])
+        elif key == "rules" and isinstance(value, list):
+            value = [dict((k, v) for k, v in r.items() if k in RULE_KEYS) if isinstance(r, dict) else r
+                     for r in value]
+        raw[key] = value
+    netpol = built.get("network_policy")
+    if "network_policy_discovered" not in raw and isinstance(netpol, dict) and netpol.get("discovered"):
+        raw["network_policy_discovered"] = list(netpol["discovered"])
+    return normalize_policy(raw)

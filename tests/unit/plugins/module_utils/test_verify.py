@@ -459,3 +459,12 @@ def test_report_passes_only_when_every_case_passes():
     assert rep["summary"]["passed"] is False
     assert rep["mismatches"][0].startswith("MISMATCH: bookinfo/bookinfo-productpage -> www.baidu.com expected "
                                            "allowed, observed denied")
+
+
+def test_policy_round_trips_through_its_plain_data_form(example_names):
+    for name in example_names:
+        policy = normalize_policy(load_example(name))
+        again = v.policy_from_built(json.loads(json.dumps(policy.as_dict())))
+        assert again.as_dict() == policy.as_dict(), name
+        options = v.normalize_options(policy, {})
+        assert v.build_matrix(again, v.normalize_options(again, {})) == v.build_matrix(policy, options), name

@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshguard.egress developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The access_probe module: thin; check mode lists the matrix and contacts no cluster."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+import pytest
+
+from ansible.module_utils import basic
+
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
+from ansible_collections.meshguard.egress.plugins.modules import access_probe
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    import contextlib
+
+    from ansible.module_utils.common.text.converters import to_bytes
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
+
+
+class _Exit(Exception):
+    def __init__(self, result, failed):
+        super(_Exit, self).__init__(result)
+        self.result = result
+        self.failed = failed
+
+
+def _run(monkeypatch, args):
+    def exit_json(module, **kwargs):
+        raise _Exit(kwargs, False)
+
+    def fail_json(module, **kwargs):
+        raise _Exit(kwargs, True)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    with patch_module_args(args):
+        with pytest.raises(_Exit) as info:
+            access_probe.main()
+    return info.value
+
+
+SEED = normalize_policy({"rules": [{"name": "baidu", "hosts": ["www.baidu.com"],
+                                    "allow": [{"namespace": "bookinfo",
+                                               "service_account": "bookinfo-productpage"}]}]}).as_dict()
+
+
+def _no_cluster(*args, **kwargs):
+    raise AssertionError("no cluster may be contacted")
+
+
+@pytest.mark.parametrize("extra", [{"_ansible_check_mode": True}, {"matrix_only": True}])
+def test_check_mode_and_matrix_only_list_the_matrix_without_a_cluster(monkeypatch, extra):
+    monkeypatch.setattr(access_probe, "get_api_client", _no_cluster)
+    out = _run(monkeypatch, dict({"policy": SEED}, **extra))
+    assert not out.failed and out.result["changed"] is False
+    assert [c["name"] for c in out.result["matrix"]] == [
+        "allowed bookinfo/bookinfo-productpage -> www.baidu.com", "denied bookinfo/default -> www.baidu.com",
+        "unlisted bookinfo/bookinfo-productpage -> example.com",
+        "bypass bookinfo/bookinfo-productpage -> www.baidu.com:443"]
+    assert len(out.result["probe_pods"]) == 2 and "results" not in out.result
+
+
+def test_bad_verify_options_fail_naming_the_field(monkeypatch):
+    out = _run(monkeypatch, {"policy": SEED, "matrix_only": True, "denied_identity": "bookinfo/bookinfo-productpage"})
+    assert out.failed and out.result["errors"] == [
+        "denied_identity: bookinfo/bookinfo-productpage is allowed by rule baidu; the denied probe must be in no "
+        "allow list"]
+
+
+def test_a_bad_policy_fails_like_the_builder(monkeypatch):
+    bad = dict(SEED, rules=[dict(SEED["rules"][0], hosts=["*.baidu.com"])])
+    out = _run(monkeypatch, {"policy": bad, "matrix_only": True})
+    assert out.failed and "rules[0] (baidu).hosts[0]" in out.result["msg"]
+
+
+def test_probing_uses_the_shared_connection_and_returns_the_report(monkeypatch):
+    seen = {}
+
+    def fake_api_client(module):
+        seen["kubeconfig"] = module.params["kubeconfig"]
+        return "api-client"
+
+    def fake_run(policy, options, client=None, make_api=None, concurrency=None, probe=None):
+        seen.update(client=client, make_api=make_api, concurrency=concurrency, probe=probe, timeout=options.timeout)
+        return {"matrix": [], "passed": True}
+
+    monkeypatch.setattr(access_probe, "get_api_client", fake_api_client)
+    monkeypatch.setattr(access_probe, "get_client", lambda api_client: ("client", api_client))
+    monkeypatch.setattr(access_probe, "thread_api_factory", lambda api_client: ("factory", api_client))
+    monkeypatch.setattr(access_probe, "verify_run", fake_run)
+    out = _run(monkeypatch, {"policy": SEED, "kubeconfig": "/k", "timeout": 4, "concurrency": 3})
+    assert not out.failed and out.result["passed"] is True
+    assert seen == {"kubeconfig": "/k", "client": ("client", "api-client"), "make_api": ("factory", "api-client"),
+                    "concurrency": 3, "probe": True, "timeout": 4}
