@@ -297,6 +297,17 @@ def check_objects(objects, policy_name, components):
     return problems
 
 
+def select_components(objects, components):
+    """The objects whose component label is one of `components` (objects without labels are
+    kept, so that check_objects reports them)."""
+    selected = []
+    for obj in objects or []:
+        labels = ((obj or {}).get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
+        if not labels or labels.get(LABEL_COMPONENT) in components:
+            selected.append(obj)
+    return selected
+
+
 def _scan_plan(objects, components, api_versions):
     """What to read: {(group, kind): api_version} and {(group, kind): set(namespaces)}."""
     versions = group_versions(api_versions)

@@ -40,9 +40,9 @@ extends_documentation_fragment:
 options:
   resources:
     description:
-      - The objects to apply, usually RV(meshguard.egress.egress_resources#module:resources) or a
-        selection of it. Each must carry this policy's ownership labels and a component in
-        O(components).
+      - The objects to apply, usually all of RV(meshguard.egress.egress_resources#module:resources).
+        Each must carry this policy's ownership labels; objects of components not in O(components)
+        are left out (another task manages them).
       - Ignored with O(state=absent).
     type: list
     elements: dict
@@ -126,7 +126,7 @@ EXAMPLES = r"""
 
 - name: Apply the rule objects and prune removed rules
   meshguard.egress.egress_apply:
-    resources: "{{ built.resources | selectattr('metadata.labels.egress.meshguard.io/component', 'in', ['rule', 'default-deny']) }}"
+    resources: "{{ built.resources }}"
     policy_name: default
     components: [rule, default-deny]
 
@@ -186,7 +186,7 @@ mesh_changed:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.meshguard.egress.plugins.module_utils.apply import (
-    COMPONENT_MESH, COMPONENTS, ApplyError, apply_objects, mesh_configmap)
+    COMPONENT_MESH, COMPONENTS, ApplyError, apply_objects, mesh_configmap, select_components)
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import (
     AUTH_ARG_SPEC, HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClientError, get_client)
 
@@ -236,9 +236,9 @@ def main():
             for warning in mesh_result["warnings"]:
                 module.warn(warning)
         applied = apply_objects(
-            client, params["resources"], params["policy_name"], params["components"], state=params["state"],
-            force=params["force"], check_mode=module.check_mode, diff=module._diff,
-            api_versions=params["api_versions"], create_namespaces=params["create_namespaces"],
+            client, select_components(params["resources"], params["components"]), params["policy_name"],
+            params["components"], state=params["state"], force=params["force"], check_mode=module.check_mode,
+            diff=module._diff, api_versions=params["api_versions"], create_namespaces=params["create_namespaces"],
             prune=params["prune"], workers=params["workers"])
         if do_mesh and params["state"] == "absent":
             mesh_result = mesh_configmap(client, mesh, params["policy_name"], "absent", module.check_mode,
