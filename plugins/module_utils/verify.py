@@ -779,8 +779,8 @@ def summary(rows):
 def table(rows, planned=False):
     """The readable table for the play output (one string per line)."""
     if planned:
-        head = ("case", "identity", "request", "expected")
-        data = [(r["name"], _ident_cell(r), "%s %s" % (r["method"], url(r)), r["expect"]) for r in rows]
+        head = ("case", "request", "expected")
+        data = [(r["name"], "%s %s" % (r["method"], url(r)), r["expect"]) for r in rows]
     else:
         head = ("verdict", "identity", "request", "expected", "observed")
         data = [(r["verdict"].upper(), _ident_cell(r), "%s %s" % (r["method"], url(r)), r["expect"],

@@ -295,4 +295,4 @@ def test_verify_run_without_probing_lists_the_matrix_and_probe_pods():
     result = pr.verify_run(policy, options, probe=False)
     assert "results" not in result and len(result["matrix"]) == 4
     assert [p["metadata"]["namespace"] for p in result["probe_pods"]] == ["bookinfo", "bookinfo"]
-    assert result["planned"][0].split() == ["case", "identity", "request", "expected"]
+    assert result["planned"][0].split() == ["case", "request", "expected"]
