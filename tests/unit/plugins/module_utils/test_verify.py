@@ -92,8 +92,8 @@ def test_namespace_get_only_matrix():
     ])
     ok = by["allowed reporting/* -> " + host]
     assert (ok["service_account"], ok["method"], ok["path"]) == ("default", "GET", "/v1/history/meshguard-probe")
-    assert v.table([dict(ok, verdict="pass", observed="allowed", cause="HTTP 200")])[2].split("  ")[1] == \
-        "reporting/* (as default)"
+    row = v.table([dict(ok, verdict="pass", observed="allowed", cause="HTTP 200")])[2]
+    assert [c.strip() for c in row.split("  ") if c.strip()][1] == "reporting/* (as default)"
 
 
 def test_mixed_matrix_dry_run_cross_rule_and_l7():
