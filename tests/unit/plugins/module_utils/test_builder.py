@@ -42,8 +42,8 @@ def _rule(**kw):
 def test_seed_scenario_matches_hand_written_golden(example):
     with open(GOLDEN) as handle:
         text = handle.read()
-    # The subset name convention: <rule>-<first host label>-<sha256(host)[:6]>.
-    subset = "baidu-www-" + hashlib.sha256(b"www.baidu.com").hexdigest()[:6]
+    # The subset name convention: <rule>-<first host label>-<sha256(policy/rule/host)[:10]>.
+    subset = "baidu-www-" + hashlib.sha256(b"default/baidu/www.baidu.com").hexdigest()[:10]
     expected = list(yaml.safe_load_all(text.replace("SUBSET", subset)))
     groups = dict(builder.build_groups(normalize_policy(example("baidu"))))
     assert groups["rules/baidu"] == expected
@@ -81,7 +81,8 @@ def test_passthrough_routes_by_sni_and_authorizes_by_sni():
     se = _by_kind(objs, "ServiceEntry")[0]["spec"]
     assert se["ports"] == [{"number": 443, "name": "tls", "protocol": "TLS"}]
     gw = _by_kind(objs, "Gateway")[0]["spec"]["servers"][0]
-    assert gw["port"] == {"number": 443, "name": "tls", "protocol": "TLS"}
+    assert gw["port"]["number"] == 443 and gw["port"]["protocol"] == "TLS"
+    assert gw["hosts"] == ["./api.github.com"]
     assert gw["tls"] == {"mode": "ISTIO_MUTUAL"}
     vs = _by_kind(objs, "VirtualService")[0]["spec"]
     assert "http" not in vs
@@ -108,7 +109,7 @@ def test_plain_http_mode_forwards_http_without_origination():
     assert http[0]["route"][0]["destination"]["port"] == {"number": 80}
     assert http[1]["route"][0]["destination"] == {"host": "h.example.com", "port": {"number": 8080}}
     operation = _by_kind(objs, "AuthorizationPolicy")[0]["spec"]["rules"][0]["to"][0]["operation"]
-    assert operation["hosts"] == ["h.example.com", "h.example.com:8080"]
+    assert operation["hosts"] == ["h.example.com", "h.example.com:*"]
 
 
 def test_mutual_tls_origination_with_client_certificate():
@@ -117,16 +118,16 @@ def test_mutual_tls_origination_with_client_certificate():
     assert dr["spec"]["workloadSelector"] == {"matchLabels": {"app": "istio-egressgateway", "istio": "egressgateway"}}
     assert dr["spec"]["trafficPolicy"]["portLevelSettings"] == [
         {"port": {"number": 8443},
-         "tls": {"mode": "MUTUAL", "credentialName": "client-cert", "sni": "h.example.com"}}]
+         "tls": {"mode": "MUTUAL", "credentialName": "client-cert", "sni": "h.example.com",
+                 "subjectAltNames": ["h.example.com"]}}]
 
 
 def test_namespace_and_principal_sources_and_l7_limits():
     objs = _build({"trust_domain": "corp.example", "rules": [_rule(
         allow=["shop/checkout", "reports", "shop/refunds"], http={"methods": ["POST", "GET"], "paths": ["/v1/*"]})]})
     rule = _by_kind(objs, "AuthorizationPolicy")[0]["spec"]["rules"][0]
-    assert rule["from"] == [
-        {"source": {"principals": ["corp.example/ns/shop/sa/checkout", "corp.example/ns/shop/sa/refunds"]}},
-        {"source": {"namespaces": ["reports"]}}]
+    assert rule["from"] == [{"source": {"principals": [
+        "corp.example/ns/reports/sa/*", "corp.example/ns/shop/sa/checkout", "corp.example/ns/shop/sa/refunds"]}}]
     assert rule["to"][0]["operation"]["methods"] == ["GET", "POST"]
     assert rule["to"][0]["operation"]["paths"] == ["/v1/*"]
 
@@ -158,7 +159,7 @@ def test_dry_run_annotation():
 
 
 def test_gateway_is_default_deny_with_istios_allow_nothing_policy():
-    objs = [o for o in _build({"rules": []}) if o["kind"] == "AuthorizationPolicy"]
+    objs = [o for o in _build({"rules": [], "allow_empty": True}) if o["kind"] == "AuthorizationPolicy"]
     assert [(o["metadata"]["name"], o["spec"]) for o in objs] == [
         ("meshguard-allow-nothing", {"selector": {"matchLabels": {"app": "istio-egressgateway",
                                                                   "istio": "egressgateway"}},
@@ -200,13 +201,24 @@ def test_sidecar_method_scopes():
     assert not _by_kind(_build({"rules": [_rule()], "mesh": {"method": "sidecar", "manage": False}}), "Sidecar")
 
 
-def test_anti_bypass_network_policies_cover_every_client_namespace():
+def test_anti_bypass_network_policies_cover_the_named_and_discovered_namespaces():
     rules = [_rule(allow=["shop/a", "reports"]), _rule(name="s", hosts=["s.example.com"], allow=["ci"])]
-    objs = _build({"rules": rules, "network_policy": {"enabled": True, "namespaces": ["batch"]}})
+    objs = _build({"rules": rules, "network_policy": {"enabled": True, "namespaces": ["batch"],
+                                                      "namespace_selector": {}},
+                   "network_policy_discovered": ["shop", "istio-system", "kube-system", "web"]})
     policies = _by_kind(objs, "NetworkPolicy")
-    assert [p["metadata"]["namespace"] for p in policies] == ["batch", "ci", "reports", "shop"]
-    assert policies[0]["spec"] == {"podSelector": {}, "policyTypes": ["Egress"],
-                                   "egress": [{"to": [{"namespaceSelector": {}}]}]}
+    # named + discovered, minus the gateway's namespace and the excluded control-plane ones
+    assert [p["metadata"]["namespace"] for p in policies] == ["batch", "shop", "web"]
+    spec = policies[0]["spec"]
+    assert spec["podSelector"] == {} and spec["policyTypes"] == ["Egress"]
+    covered = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                     "values": ["batch", "shop", "web"]}]}
+    assert spec["egress"][0] == {"to": [{"namespaceSelector": covered}]}
+    assert spec["egress"][1] == {
+        "to": [{"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                                            "values": ["istio-system"]}]},
+                "podSelector": {"matchLabels": {"app": "istio-egressgateway", "istio": "egressgateway"}}}],
+        "ports": [{"port": 8080, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}]}
     assert not _by_kind(_build({"rules": [_rule()]}), "NetworkPolicy")
 
 
@@ -259,8 +271,8 @@ def test_rendered_files_and_kustomization(example):
     assert yaml.safe_load(files["mesh-config.yaml"]) == {
         "meshConfig": {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}}
     docs = list(yaml.safe_load_all(files["rules/baidu.yaml"]))
-    assert [d["kind"] for d in docs] == ["ServiceEntry", "Gateway", "DestinationRule", "VirtualService",
-                                         "DestinationRule", "AuthorizationPolicy"]
+    assert [d["kind"] for d in docs] == ["ServiceEntry", "ServiceEntry", "Gateway", "DestinationRule",
+                                         "VirtualService", "DestinationRule", "AuthorizationPolicy"]
 
 
 def test_mesh_config_patch_keeps_other_settings():

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import re
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -26,6 +27,7 @@ ACCOUNTS = ["default", "productpage", "checkout", "runner"]
 METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD"]
 PATH_PATTERNS = ["/s", "/api/*", "/v1/latest", "*.json", "/status/*", "/"]
 LABEL_WORDS = ["www", "api", "files", "edge", "x1", "cdn-2"]
+PRINCIPAL = re.compile(r"[a-z0-9.-]+/ns/[a-z0-9-]+/sa/([a-z0-9.-]+|\*)")
 TLDS = ["com", "org", "io", "example"]
 
 
@@ -70,8 +72,8 @@ def policies(draw):
         if draw(st.integers(min_value=0, max_value=4)) == 0:
             rule["dry_run"] = True
         rules.append(rule)
-    policy = {"rules": rules,
-              "trust_domain": draw(st.sampled_from(["cluster.local", "corp.example"]))}
+    policy = {"rules": rules, "allow_empty": not rules,
+              "trust_domain": draw(st.sampled_from(["cluster.local", "corp.example", "Corp.Example"]))}
     if draw(st.booleans()):
         policy["gateway"] = {"container_ports": draw(st.sampled_from([{"http": 80, "https": 443},
                                                                       {"http": 8080, "https": 8443}])),
@@ -98,6 +100,10 @@ def _app_port(rule):
     if rule["tls"] == "originate":
         return 80
     return rule.get("port", 443 if rule["tls"] == "passthrough" else 80)
+
+
+def _trust_domain(raw):
+    return raw["trust_domain"].lower()
 
 
 def _candidate_identities(raw):
@@ -129,16 +135,21 @@ def _requests(raw):
     hosts = ["not-declared.example.org"]
     for rule in raw["rules"]:
         hosts.extend(rule["hosts"])
+        # hosts that merely look like a declared one: the match must be exact for the host
+        for host in rule["hosts"]:
+            hosts.extend([host + ".evil.example", "x" + host, host + "x", "evil." + host])
     methods = sorted(set(METHODS[:2]) | set(m for r in raw["rules"] for m in (r.get("http") or {}).get("methods", [])))
     app_ports = sorted(set([80, 443] + [_app_port(r) for r in raw["rules"]]))
-    for namespace, account in _candidate_identities(raw):
-        identity = {"namespace": namespace,
-                    "principal": "%s/ns/%s/sa/%s" % (raw["trust_domain"], namespace, account or "default")}
+    callers = [(namespace, "%s/ns/%s/sa/%s" % (trust_domain, namespace, account or "default"))
+               for namespace, account in _candidate_identities(raw)
+               for trust_domain in (_trust_domain(raw), "other.example")]
+    for namespace, principal in callers:
+        identity = {"namespace": namespace, "principal": principal}
         for host in hosts:
             for port_kind in ("http", "https"):
                 port = ports[port_kind]
                 yield dict(identity, protocol="tcp", port=port, sni=host)
-                for header in [host] + ["%s:%d" % (host, p) for p in app_ports]:
+                for header in [host, host + ":12345"] + ["%s:%d" % (host, p) for p in app_ports]:
                     for method in methods:
                         for path in _concrete_paths(raw):
                             yield dict(identity, protocol="http", port=port, host=header, sni=host,
@@ -150,6 +161,8 @@ def _declared(raw, request, dry_run):
     ports = _container_ports(raw)
     ns = request["namespace"]
     account = request["principal"].rsplit("/", 1)[1]
+    if not request["principal"].startswith(_trust_domain(raw) + "/"):
+        return False  # only identities of the mesh's own trust domain are ever declared
     for rule in raw["rules"]:
         if bool(rule.get("dry_run")) != dry_run:
             continue
@@ -160,7 +173,10 @@ def _declared(raw, request, dry_run):
         else:
             if request["protocol"] != "http" or request["port"] != ports["http"]:
                 continue
-            if request["host"] not in rule["hosts"] + ["%s:%d" % (h, _app_port(rule)) for h in rule["hosts"]]:
+            # the declared host, with or without a port (any port: the route, not the Host
+            # header's port, decides where the request goes)
+            if not any(request["host"] == h or (request["host"].startswith(h + ":")
+                                                 and request["host"][len(h) + 1:].isdigit()) for h in rule["hosts"]):
                 continue
             http = rule.get("http") or {}
             if "methods" in http and request["method"] not in http["methods"]:
@@ -208,12 +224,15 @@ def test_no_policy_has_an_empty_rule_from_or_catch_all_source(raw):
             for source in rule["from"]:
                 fields = source.get("source") or {}
                 assert fields and all(fields.values()), "empty source matches every caller"
-                for values in fields.values():
-                    assert not any("*" in v for v in values), "wildcard source: %r" % values
+                assert set(fields) == set(["principals"]), "only principals keep the trust domain: %r" % fields
+                for value in fields["principals"]:
+                    # a wildcard only as the whole-namespace form <td>/ns/<ns>/sa/*
+                    assert PRINCIPAL.fullmatch(value), "principal %r" % value
+                    assert value.startswith(_trust_domain(raw) + "/ns/")
 
 
 def test_no_rules_means_the_gateway_denies_everything():
-    aps = _authorization_policies({"rules": [], "trust_domain": "cluster.local"})
+    aps = _authorization_policies({"rules": [], "allow_empty": True, "trust_domain": "cluster.local"})
     request = {"protocol": "http", "port": 8080, "host": "www.baidu.com", "namespace": "bookinfo",
                "principal": "cluster.local/ns/bookinfo/sa/productpage", "method": "GET", "path": "/"}
     labels = {"app": "istio-egressgateway", "istio": "egressgateway"}
@@ -235,3 +254,54 @@ def test_evaluator_can_tell_allow_from_deny():
     assert not authz_eval.allowed(aps, dict(ok, port=8443), labels)
     # and the generic semantics it models: no ALLOW policy at all allows everything
     assert authz_eval.allowed([], ok, labels)
+
+
+def _identities(objs):
+    return set((o["apiVersion"].split("/")[0], o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
+               for o in objs)
+
+
+def _subsets(objs):
+    return set(s["name"] for o in objs if o["kind"] == "DestinationRule" for s in o["spec"].get("subsets", []))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(policies(), min_size=2, max_size=4),
+       st.lists(st.sampled_from(["default", "team-a", "team-a-b", "team", "a", "b-default"]),
+                min_size=4, max_size=4, unique=True))
+def test_independently_named_policies_never_share_an_object_identity(raws, names):
+    """Policies written independently (same rule names, same gateway, both with their
+    allow-nothing) build disjoint objects and disjoint gateway subsets, so applying or pruning
+    one never overwrites or deletes another's. Host clashes between policies are refused at
+    apply time, so each policy gets its own hosts here."""
+    seen, seen_subsets = {}, {}
+    for index, (raw, name) in enumerate(zip(raws, names)):
+        raw = copy.deepcopy(raw)
+        raw["policy_name"] = name
+        for rule in raw["rules"]:
+            rule["hosts"] = ["p%d-%s" % (index, host) for host in rule["hosts"]]
+        objs = build_resources(normalize_policy(raw))
+        objs = [o for o in objs if o["metadata"]["labels"]["egress.meshguard.io/component"] != "gateway"]
+        for ident in _identities(objs):
+            assert ident not in seen, "%r built by policies %s and %s" % (ident, seen[ident], name)
+            seen[ident] = name
+        for subset in _subsets(objs):
+            assert subset not in seen_subsets, "subset %s of policies %s and %s" % (subset, seen_subsets[subset], name)
+            seen_subsets[subset] = name
+
+
+@settings(max_examples=150, deadline=None)
+@given(policies())
+def test_no_client_visible_service_entry_exposes_a_tls_port_for_an_originate_host(raw):
+    """A TLS port of an originate host visible outside the gateway's namespace gives every
+    sidecar a direct TLS route to the host, skipping the gateway (docs/security.md)."""
+    policy = normalize_policy(copy.deepcopy(raw))
+    originate_hosts = set(h for rule in policy.rules if rule.tls == "originate" for h in rule.hosts)
+    for obj in build_resources(policy):
+        if obj["kind"] != "ServiceEntry" or not originate_hosts & set(obj["spec"]["hosts"]):
+            continue
+        tls_ports = [p for p in obj["spec"]["ports"] if p["protocol"] in ("HTTPS", "TLS")]
+        if obj["spec"]["exportTo"] != ["."]:
+            assert not tls_ports, obj
+        else:
+            assert obj["metadata"]["namespace"] == policy.gateway["namespace"]
