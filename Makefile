@@ -59,4 +59,8 @@ molecule: collection ## Molecule scenarios of the roles (extensions/molecule), o
 bench-render: collection ## time rendering 10 vs 1,000 rules through the module
 	$(PY) tests/bench/bench_render.py
 
+.PHONY: bench-verify
+bench-verify: collection ## time 20 probes on the lab: access_probe vs a serial loop of kubernetes.core.k8s_exec (needs make lab-up)
+	$(PY) tests/bench/bench_verify.py
+
 include tests/lab/lab.mk
