@@ -50,9 +50,11 @@ def unknown_variable_warnings(names, known=None):
     """One warning per unknown `meshguard_egress_*` variable name, naming the closest known
     policy variable when one is close (a typo such as meshguard_egress_rule)."""
     known = ["%s%s" % (ROLE_VARIABLE_PREFIX, key) for key in POLICY_OPTION_NAMES] if known is None else known
+    # compared without the common prefix, which would make every name look alike
+    suffixes = dict((name[len(ROLE_VARIABLE_PREFIX):], name) for name in known if name.startswith(ROLE_VARIABLE_PREFIX))
     warnings = []
     for name in sorted(set(names or [])):
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(name[len(ROLE_VARIABLE_PREFIX):], list(suffixes), n=1, cutoff=0.75)
         warnings.append("variable %s is not a meshguard.egress setting and is ignored%s" % (
-            name, "; did you mean %s?" % close[0] if close else ""))
+            name, "; did you mean %s?" % suffixes[close[0]] if close else ""))
     return warnings
