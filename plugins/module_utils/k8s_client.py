@@ -161,8 +161,13 @@ def get_client(module=None, params=None, api_client=None):
 class Client:
     """A small thread-safe JSON client over a ``kubernetes.client.ApiClient``."""
 
-    def __init__(self, api_client):
+    # Seconds a request may take (connect and read): a stopped or unreachable API server fails
+    # the task instead of hanging it.
+    DEFAULT_TIMEOUT = 60
+
+    def __init__(self, api_client, timeout=None):
         self.api_client = api_client
+        self.timeout = timeout or self.DEFAULT_TIMEOUT
         self._lock = threading.Lock()
         self._discovered = {}
         self.requests = 0  # number of API requests sent (for tests and diagnostics)
@@ -215,7 +220,7 @@ class Client:
             response = self.api_client.call_api(
                 path, method, query_params=list((query or {}).items()), header_params=headers,
                 body=body, auth_settings=["BearerToken"], _preload_content=False,
-                _return_http_data_only=True, _request_timeout=timeout)
+                _return_http_data_only=True, _request_timeout=timeout or self.timeout)
             data = response.data
         except Exception as exc:
             status = getattr(exc, "status", 0) or 0
