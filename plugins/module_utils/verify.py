@@ -688,8 +688,8 @@ def classify(case, outcome):
     error_text = (stderr + " " + (outcome.get("exec_error") or "")).lower()
     if rc in NOT_FOUND_EXITS or (rc is None and any(t in error_text for t in _NOT_FOUND_TEXT)) \
             or (rc not in (None, 0) and "executable file not found" in error_text):
-        return "broken", "no curl in the container (exit %s): %s" % (rc, snippet(stderr or outcome.get("exec_error"),
-                                                                                  160))
+        why = snippet(stderr or outcome.get("exec_error"), 160)
+        return "broken", "no curl in the container (exit %s): %s" % (rc, why)
     if outcome.get("exec_error"):
         return "broken", "exec failed: %s" % snippet(outcome["exec_error"], 200)
     if outcome.get("deadline"):
@@ -700,8 +700,8 @@ def classify(case, outcome):
     code, tls, ip, body = parse_curl_output(outcome.get("stdout"))
     https = case["scheme"] == "https"
     if rc == 0 and code is None and not https:
-        return "broken", "curl output not understood (not curl, or an old curl?): %s" % snippet(outcome.get("stdout"),
-                                                                                                 120)
+        why = snippet(outcome.get("stdout"), 120)
+        return "broken", "curl output not understood (not curl, or an old curl?): %s" % why
     if https and tls:
         return "allowed", "TLS handshake with the server completed%s" % (" (HTTP %d)" % code if code else "")
     if rc == 0 and not https:
@@ -712,8 +712,8 @@ def classify(case, outcome):
         if code in (502, 503, 504):
             return "blocked", "HTTP %d %s" % (code, snippet(body, 80) or "(no body)")
         if code == 403:
-            return "unexpected", "HTTP 403 without '%s' (not the mesh's denial): %s" % (RBAC_DENIED_BODY,
-                                                                                       snippet(body, 80))
+            why = snippet(body, 80)
+            return "unexpected", "HTTP 403 without '%s' (not the mesh's denial): %s" % (RBAC_DENIED_BODY, why)
         return "unexpected", "HTTP %d: %s" % (code, snippet(body, 80))
     if rc == CURL_DNS:
         return "blocked", "DNS resolution failed (curl exit 6)"

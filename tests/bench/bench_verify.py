@@ -133,9 +133,9 @@ def main():
     print("  access_probe (1 task, concurrency %d): %.2f s wall (probes %.2f s inside the module)"
           % (args.concurrency, wall_a, res_a["elapsed"]))
     print("  k8s_exec loop (%d serial tasks):       %.2f s wall" % (args.probes, wall_b))
+    latency = (statistics.median(durations), min(durations), max(durations), wall_b / args.probes)
     print("  per-probe latency: access_probe exec round trip median %.3f s (min %.3f, max %.3f); "
-          "k8s_exec %.3f s per loop item" % (statistics.median(durations), min(durations), max(durations),
-                                              wall_b / args.probes))
+          "k8s_exec %.3f s per loop item" % latency)
     print("  ratio (k8s_exec loop / access_probe): %.1fx" % (wall_b / wall_a))
     if shlex.split(commands[0])[0] != "curl":
         sys.exit("bench-verify: unexpected command %r" % commands[0])

@@ -48,8 +48,8 @@ PROBE_SELECTOR = "app.kubernetes.io/managed-by=meshguard.egress,egress.meshguard
 
 
 def _policy(namespace=NS, host="www.baidu.com"):
-    return {"rules": [{"name": "baidu", "hosts": [host], "allow": [{"namespace": namespace,
-                                                                     "service_account": APP_SA}]}]}
+    allow = [{"namespace": namespace, "service_account": APP_SA}]
+    return {"rules": [{"name": "baidu", "hosts": [host], "allow": allow}]}
 
 
 def _pod(name, namespace, sa, image="docker.io/curlimages/curl:8.11.1", inject=True, labels=None):

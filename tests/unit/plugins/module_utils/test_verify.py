@@ -387,9 +387,8 @@ def test_pick_pod_named_container():
 # Probe pods
 
 def test_probe_pods_one_per_identity_without_source():
-    policy, options, (cases, dummy, dummy2) = _matrix(SEED, sources=[{"namespace": "bookinfo",
-                                                                       "service_account": "bookinfo-productpage",
-                                                                       "labels": {"app": "productpage"}}])
+    source = {"namespace": "bookinfo", "service_account": "bookinfo-productpage", "labels": {"app": "productpage"}}
+    policy, options, (cases, dummy, dummy2) = _matrix(SEED, sources=[source])
     pods = v.plan_probe_pods(policy, options, cases)
     assert [(p["metadata"]["namespace"], p["spec"]["serviceAccountName"]) for p in pods] == [("bookinfo", "default")]
     pod = pods[0]
