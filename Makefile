@@ -33,7 +33,7 @@ $(COLLECTION_LINK):
 render: collection ## main job: render POLICY (default: the seed example) to OUT, print the summary
 	ansible-playbook meshguard.egress.render -e @$(POLICY) -e meshguard_egress_render_dir=$(abspath $(OUT))
 
-test: collection test-unit test-schema sanity lint molecule lab-test ## run every test tier (CI runs this)
+test: collection test-unit test-schema sanity lint molecule lab-test molecule-lab ## run every test tier (CI runs this)
 
 test-unit: collection ## unit tests: model, validation, builder, module, golden, property tests
 	$(PY) -m pytest -q tests/unit
@@ -53,8 +53,16 @@ lint: collection ## ansible-lint (production profile), yamllint, changelog fragm
 	antsibull-changelog lint
 
 .PHONY: molecule
-molecule: collection ## Molecule scenarios of the roles (extensions/molecule), on localhost
-	molecule test --all
+molecule: collection ## Molecule scenarios of the roles (extensions/molecule), on localhost (all but lab)
+	molecule test --all --exclude lab
+
+.PHONY: molecule-lab
+molecule-lab: collection ## Molecule scenario lab: the apply roles from a consumer playbook on the lab cluster
+	tests/tools/molecule-lab.sh
+
+.PHONY: bench-apply
+bench-apply: collection ## converge 50 rules on the lab: site vs kubectl apply --server-side vs one k8s task per object
+	$(PY) tests/bench/bench_apply.py
 
 bench-render: collection ## time rendering 10 vs 1,000 rules through the module
 	$(PY) tests/bench/bench_render.py
