@@ -36,8 +36,8 @@ HOSTS = ["www.baidu.com", "unlisted.meshguard-lab.net", "api.github.com", "deb.d
 
 
 def sh(*args, **kw):
-    kw.setdefault("check", True)
-    return subprocess.run(list(args), capture_output=True, text=True, **kw)
+    check = kw.pop("check", True)
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, **kw)
 
 
 def lab_env():
@@ -86,7 +86,7 @@ def playbook(env, tasks, workdir, name):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--timeout", type=int, default=5)

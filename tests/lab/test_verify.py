@@ -9,7 +9,6 @@ conftest.py) and skip with the reason when it is not there.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
