@@ -156,6 +156,11 @@ def _requests(raw):
                                        method=method, path=path)
 
 
+def _host_header_is(header, host):
+    """Host header `header` names `host`, with or without a port."""
+    return header == host or (header.startswith(host + ":") and header[len(host) + 1:].isdigit())
+
+
 def _declared(raw, request, dry_run):
     """Is the request one the input declares (for enforced or for dry-run rules)?"""
     ports = _container_ports(raw)
@@ -175,8 +180,7 @@ def _declared(raw, request, dry_run):
                 continue
             # the declared host, with or without a port (any port: the route, not the Host
             # header's port, decides where the request goes)
-            if not any(request["host"] == h or (request["host"].startswith(h + ":")
-                                                 and request["host"][len(h) + 1:].isdigit()) for h in rule["hosts"]):
+            if not any(_host_header_is(request["host"], h) for h in rule["hosts"]):
                 continue
             http = rule.get("http") or {}
             if "methods" in http and request["method"] not in http["methods"]:
