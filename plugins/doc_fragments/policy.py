@@ -59,7 +59,7 @@ options:
           - Who may call the hosts. Never empty. Each entry is a mapping with C(namespace) and an
             optional C(service_account), or the string C(namespace) or C(namespace/service_account).
           - An entry without service account allows every workload of the namespace.
-          - Becomes C(from.source.principals) of the rule's AuthorizationPolicy on the gateway:
+          - Becomes C(from.source.principals) of the rule's AuthorizationPolicy on the gateway,
             C(<trust_domain>/ns/<ns>/sa/<sa>), or the prefix C(<trust_domain>/ns/<ns>/sa/*) for a
             whole namespace (never C(source.namespaces), which ignores the trust domain).
         type: list
@@ -238,7 +238,7 @@ options:
         type: raw
       exclude_namespaces:
         description:
-          - Namespaces never covered. Default C(kube-node-lease), C(kube-public), C(kube-system):
+          - Namespaces never covered. Default C(kube-node-lease), C(kube-public), C(kube-system),
             the control plane's own pods (CoreDNS must reach upstream resolvers).
         type: list
         elements: str
