@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
-from lablib import LAB_DIR, Lab, script
+from lablib import LAB_DIR, REPO_DIR, Lab, script
+
+RENDER = REPO_DIR / "tests" / "tools" / "render-examples.sh"
 
 
 def pytest_configure(config):
@@ -60,3 +63,27 @@ def lab():
     )
     if started and os.environ.get("MESHGUARD_LAB_KEEP") != "1":
         script("lab.sh", "down", check=False)
+
+
+@pytest.fixture(scope="session")
+def rendered_examples(tmp_path_factory):
+    """Every example rendered by tests/tools/render-examples.sh OUTDIR (OUTDIR/<example>/...),
+    once per session. A missing script is a failure, not a skip."""
+    if not RENDER.is_file():
+        pytest.fail(f"{RENDER.relative_to(REPO_DIR)} is missing: the examples cannot be rendered", pytrace=False)
+    out = tmp_path_factory.mktemp("rendered")
+    proc = subprocess.run([str(RENDER), str(out)], capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, f"render-examples.sh failed:\n{proc.stdout}\n{proc.stderr}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def dataplane(lab):
+    """The lab, with its data plane running (README "The data plane"). Where this machine
+    cannot run it, the tests that need it skip with the reason, and fail under
+    MESHGUARD_REQUIRE_LAB=1 (unless it was switched off on purpose: MESHGUARD_LAB_DATAPLANE=0)."""
+    if not lab.dataplane:
+        if os.environ.get("MESHGUARD_LAB_DATAPLANE") == "0":
+            pytest.skip(f"lab data plane: {lab.dataplane_mode}")
+        _unavailable(f"lab data plane: {lab.dataplane_mode}")
+    return lab

@@ -4,13 +4,51 @@ that the session fixture ``lab`` (tests/lab/conftest.py) yields."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 LAB_DIR = Path(__file__).resolve().parent
 REPO_DIR = LAB_DIR.parent.parent
 SCRIPTS = LAB_DIR / "scripts"
+
+
+def _lab_hosts() -> tuple[str, ...]:
+    lines = (LAB_DIR / "manifests" / "lab-hosts.txt").read_text().splitlines()
+    return tuple(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+# The lab internet (README "The data plane"): the lab DNS answers these hosts and an echo server
+# replies for each of them (HTTP on 80, HTTPS on 443 and 8443, certificates from the lab CA).
+# LAB_HOSTS: every host named in examples/*.yml, www.baidu.com first (manifests/lab-hosts.txt).
+LAB_HOSTS = _lab_hosts()
+# answered by the lab DNS and an echo server like the others, but in no policy
+UNLISTED_HOST = "unlisted.meshguard-lab.net"
+# answered by the lab DNS; its server accepts TCP connections and never replies
+BLACKHOLE_HOST = "blackhole.meshguard-lab.net"
+# the lab DNS server's address (pods' /etc/resolv.conf)
+LAB_DNS = "198.18.0.53"
+
+
+def echo(output: str) -> dict | None:
+    """The echo server's JSON in `output` (e.g. curl's stdout, headers included or not): the
+    last line that parses as a JSON object with the echo fields, or None. Its keys: method,
+    path, host (the Host header), sni (None without TLS or SNI), tls (bool), client (the
+    caller's address as the server saw it: a pod IP), client_port, server, server_port,
+    server_name (the lab host whose address was called), headers (lower-case names),
+    client_cert (subject and SANs of a client certificate, or None), body_bytes."""
+    for line in reversed(output.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and "method" in obj and "tls" in obj:
+                return obj
+    return None
 
 
 def versions() -> dict[str, str]:
@@ -88,3 +126,65 @@ class Lab:
 
     def istioctl_run(self, *args: str, **kw):
         return self.run(self.istioctl, "--kubeconfig", self.kubeconfig, *args, **kw)
+
+    # --- the data plane (README "The data plane") ---
+
+    @property
+    def dataplane_mode(self) -> str:
+        """"on" when this lab runs the data plane, else the reason it does not."""
+        try:
+            return Path(self.state, "dataplane.mode").read_text().strip()
+        except OSError:
+            return "unknown (no dataplane.mode in the lab state)"
+
+    @property
+    def dataplane(self) -> bool:
+        return self.dataplane_mode == "on"
+
+    def exec(self, namespace: str, pod: str, *cmd: str, container: str | None = None,
+             input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """`kubectl exec` in pod `namespace/pod` (never raises on the command's exit code): the
+        command runs inside the pod's network namespace, so `curl` is the pod's own traffic."""
+        args = ["-n", namespace, "exec", *(["-i"] if input is not None else []), pod]
+        if container:
+            args += ["-c", container]
+        return self.kubectl_run(*args, "--", *cmd, input=input, check=False, timeout=timeout)
+
+    def curl(self, namespace: str, pod: str, url: str, *args: str, timeout: float = 10) -> tuple[int, str, str]:
+        """curl URL from the pod; returns (curl's exit code, HTTP status or 0, body). The body of
+        a lab echo server is JSON: see echo()."""
+        proc = self.exec(namespace, pod, "curl", "-sS", "-m", str(timeout), "-w", "\n%{http_code}", *args, url,
+                         timeout=timeout + 30)
+        body, _, code = proc.stdout.rpartition("\n")
+        return proc.returncode, int(code) if code.strip().isdigit() else 0, body + proc.stderr
+
+    def envoy_stats(self, namespace: str, pod: str, filter_regex: str = "") -> dict[str, int]:
+        """The counters and gauges of the pod's Envoy (admin /stats on 127.0.0.1:15000 inside the
+        pod, read with the pod's curl through the istio-proxy container)."""
+        path = "/stats" + (f"?filter={filter_regex}" if filter_regex else "")
+        proc = self.exec(namespace, pod, "curl", "-sS", "-m", "5", f"http://127.0.0.1:15000{path}",
+                         container="istio-proxy")
+        if proc.returncode != 0:
+            raise AssertionError(f"envoy stats of {namespace}/{pod}: {proc.stderr}")
+        stats = {}
+        for line in proc.stdout.splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().lstrip("-").isdigit():
+                stats[name] = int(value)
+        return stats
+
+    def wait_ready(self, namespace: str, *pods: str, timeout: float = 120) -> None:
+        """Wait for pods to be Ready (with the data plane: their proxy's /healthz/ready)."""
+        self.kubectl_run("-n", namespace, "wait", "--for=condition=Ready", *[f"pod/{p}" for p in pods],
+                         f"--timeout={int(timeout)}s", timeout=timeout + 30)
+
+    def wait_for(self, what: str, predicate, timeout: float = 60, interval: float = 1.0):
+        """Poll predicate() until it returns a true value (returned) or fail after timeout."""
+        end = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > end:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(interval)

@@ -146,13 +146,9 @@ def created_namespaces(lab):
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
-    if not RENDER.is_file():
-        pytest.fail(f"{RENDER.relative_to(REPO_DIR)} is missing: the examples cannot be rendered", pytrace=False)
-    out = tmp_path_factory.mktemp("rendered")
-    proc = subprocess.run([str(RENDER), str(out)], capture_output=True, text=True, timeout=900, check=False)
-    assert proc.returncode == 0, f"render-examples.sh failed:\n{proc.stdout}\n{proc.stderr}"
-    return out
+def rendered(rendered_examples) -> Path:
+    """OUTDIR of tests/tools/render-examples.sh, rendered once per session (conftest.py)."""
+    return rendered_examples
 
 
 def test_there_are_examples():

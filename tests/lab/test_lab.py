@@ -8,13 +8,14 @@ module and from the objects the tests create, never from the lab scripts' own co
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lablib import versions
+from lablib import LAB_DNS, versions
 
 pytestmark = pytest.mark.lab
 
@@ -206,12 +207,23 @@ def test_exec_passes_exit_codes_and_stdin(lab, pods):
     assert proc.stdout == "hello lab\n"
 
 
-def test_curl_without_the_stand_in_refuses(lab, pods):
-    """Until the data-plane stand-in exists, `curl` in a pod must not reach the network."""
-    if "placeholder" not in Path(lab.hooks, "curl").read_text():
-        pytest.skip("the data-plane stand-in is installed; its own tests cover curl")
-    proc = lab.kubectl_run("-n", pods, "exec", "pod-a", "--", "curl", "-sS", "http://www.example.com/", check=False, timeout=30)
-    assert proc.returncode == 7 and "stand-in not installed" in proc.stderr, proc.stderr
+def test_exec_runs_in_the_pods_own_network(lab, pods):
+    """`kubectl exec` runs the command in the pod's network namespace (README "Exec"): with the
+    data plane, the pod's IP on eth0 and the lab DNS; without it, an empty namespace. Either
+    way the machine's own network is out of reach: an unknown host does not resolve."""
+    proc = lab.kubectl_run("-n", pods, "exec", "pod-a", "--", "curl", "-sS", "-m", "5", "http://www.example.com/",
+                           check=False, timeout=30)
+    assert proc.returncode in (6, 7), proc.stderr
+    addrs = lab.kubectl_run("-n", pods, "exec", "pod-a", "--", "ip", "-o", "-4", "addr", "show").stdout
+    if not lab.dataplane:
+        assert "eth0" not in addrs, addrs
+        return
+    pod_ip = lab.kubectl_run("-n", pods, "get", "pod", "pod-a", "-o", "jsonpath={.status.podIP}").stdout
+    assert re.search(rf"eth0\s+inet {re.escape(pod_ip)}/32", addrs), addrs
+    resolv = lab.kubectl_run("-n", pods, "exec", "pod-a", "--", "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {LAB_DNS}" in resolv and f"search {pods}.svc.cluster.local" in resolv, resolv
+    other = lab.kubectl_run("-n", pods, "exec", "pod-b", "--", "ip", "-o", "-4", "addr", "show").stdout
+    assert pod_ip not in other
 
 
 def test_exec_finds_commands_in_the_hook_directory_first(lab, pods):

@@ -12,6 +12,7 @@
 #   lab.sh egress-gateway NAME NAMESPACE [--delete]  add (remove) Istio's own egress gateway
 #                   NAME in NAMESPACE, as istioctl's components.egressGateways installs it
 #                   (for policies that reuse an existing gateway); idempotent
+#   lab.sh dataplane-check  exit 0 when this machine can run the data plane, else print why
 #   lab.sh kubeconfig   print the kubeconfig path
 #   lab.sh bindir       print the directory holding kubectl/istioctl of the current build
 set -euo pipefail
@@ -30,6 +31,13 @@ ISTIO_REVISIONS=${MESHGUARD_LAB_ISTIO_REVISIONS:-canary}
 # injecting admission webhook. 0: lay down the objects only, no istiod, no webhooks.
 ISTIOD=${MESHGUARD_LAB_ISTIOD:-1}
 ISTIOD_ROOT="$LAB_STATE/istiod"   # one directory per revision: default, <rev>...
+# The data plane (real Envoy sidecars and gateways in the lab's network namespaces,
+# scripts/dataplane.py): auto = when this machine can (root, netns, iptables), 1 = required,
+# 0 = off. It needs istiod.
+DATAPLANE=${MESHGUARD_LAB_DATAPLANE:-auto}
+DP_DIR="$LAB_STATE/dataplane"
+# Whether this lab runs it: "on" or the reason why not (written at lab-up).
+DP_MODE_FILE="$LAB_STATE/dataplane.mode"
 
 load_dirs() {
   local line
@@ -37,6 +45,7 @@ load_dirs() {
     case $line in
       kube=*) KUBE_BIN=${line#kube=} ;; etcd=*) ETCD_BIN=${line#etcd=} ;;
       kwok=*) KWOK_BIN=${line#kwok=} ;; istio=*) ISTIO_BIN=${line#istio=} ;;
+      envoy=*) ENVOY_DIR=${line#envoy=} ;;
     esac
   done < <("$LAB_DIR/scripts/build.sh" --dirs)
   KUBECTL="$KUBE_BIN/kubectl"
@@ -72,6 +81,66 @@ healthy() {
     kill -0 "$(cat "$d/istiod.pid" 2>/dev/null)" 2>/dev/null || return 1
     istiod_ready "$d" || return 1
   done
+  if dataplane_on; then
+    [ -f "$DP_DIR/ready" ] && kill -0 "$(cat "$DP_DIR/dataplane.pid" 2>/dev/null)" 2>/dev/null || return 1
+  fi
+}
+
+dataplane_on() { [ "$(cat "$DP_MODE_FILE" 2>/dev/null)" = on ]; }
+
+# Decide whether this lab runs the data plane; write "on" or the reason into DP_MODE_FILE.
+decide_dataplane() {
+  local why=""
+  case $DATAPLANE in
+    0) why="off (MESHGUARD_LAB_DATAPLANE=0)" ;;
+    auto|1)
+      if [ "$ISTIOD" != 1 ]; then why="off (it needs istiod; MESHGUARD_LAB_ISTIOD=0)"
+      elif [ ! -x "$ISTIO_BIN/pilot-agent" ]; then why="pilot-agent missing in $ISTIO_BIN (make lab-build)"
+      elif [ ! -x "$ENVOY_DIR/envoy" ] || [ ! -f "$ENVOY_DIR/envoy_bootstrap.json" ]; then
+        why="envoy missing in $ENVOY_DIR (make lab-build)"
+      elif ! why=$(python3 "$LAB_DIR/scripts/dataplane.py" check); then :
+      else why=""
+      fi ;;
+    *) die "MESHGUARD_LAB_DATAPLANE must be auto, 1 or 0 (got $DATAPLANE)" ;;
+  esac
+  if [ -z "$why" ]; then
+    echo on >"$DP_MODE_FILE"
+  else
+    [ "$DATAPLANE" != 1 ] || die "data plane required (MESHGUARD_LAB_DATAPLANE=1) but unavailable: $why"
+    echo "$why" >"$DP_MODE_FILE"
+    lab_log "data plane not started: $why"
+  fi
+}
+
+start_dataplane() {
+  mkdir -p "$DP_DIR"
+  rm -f "$DP_DIR/ready"
+  lab_log "starting the data plane (lab network and internet, Envoy per meshed pod); log: $DP_DIR/dataplane.log"
+  setsid nohup python3 "$LAB_DIR/scripts/dataplane.py" run --state "$LAB_STATE" \
+    --kubeconfig "$LAB_KUBECONFIG" --kubectl "$KUBECTL" --pilot-agent "$ISTIO_BIN/pilot-agent" \
+    --envoy "$ENVOY_DIR/envoy" --bootstrap "$ENVOY_DIR/envoy_bootstrap.json" --ca "$CLUSTER_DIR/pki/ca.crt" \
+    </dev/null >>"$DP_DIR/dataplane.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$DP_DIR/dataplane.pid"
+  for _ in $(seq 300); do
+    [ ! -f "$DP_DIR/ready" ] || return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$DP_DIR/dataplane.log" >&2
+  die "the data plane did not start (log: $DP_DIR/dataplane.log)"
+}
+
+stop_dataplane() {
+  local pid
+  pid=$(cat "$DP_DIR/dataplane.pid" 2>/dev/null) || pid=""
+  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  # whatever a crashed data plane left: this lab's namespaces, /etc/netns entries, processes
+  python3 "$LAB_DIR/scripts/dataplane.py" cleanup --state "$LAB_STATE" || true
+  rm -f "$DP_DIR/dataplane.pid"
 }
 
 port_of() { awk -F= -v k="$2" '$1 == k {print $2}' "$1/ports"; }  # DIR KEY
@@ -120,7 +189,19 @@ components:
       - --lab-kubeconfig=$LAB_KUBECONFIG
       - --pods-dir=$PODS_DIR
       - --path=$path
+      - --lab-state=$LAB_STATE
+      - --exec-wrapper=$LAB_DIR/scripts/pod-exec
 EOF
+  if dataplane_on; then
+    # kwok's default stages (copied into the kwok build), with the lab's pod-ready stage: meshed
+    # pods wait for their proxy's /healthz/ready (manifests/kwok-pod-ready.yaml)
+    local f
+    for f in "$KWOK_BIN"/stages/*.yaml; do
+      [ "$(basename "$f")" != pod-ready.yaml ] || f="$LAB_DIR/manifests/kwok-pod-ready.yaml"
+      printf -- '---\n' >>"$LAB_STATE/kwokctl.yaml"
+      cat "$f" >>"$LAB_STATE/kwokctl.yaml"
+    done
+  fi
 }
 
 # What an installed Istio control plane leaves in a cluster that our roles read or change,
@@ -133,7 +214,9 @@ EOF
 install_revision_objects() { # REV ("" = default) [extra istioctl --set args]
   local rev=$1; shift
   local out="$LAB_STATE/istio-control-plane${rev:+-$rev}.json"
-  local args=(--set profile=minimal)
+  # No Prometheus metrics provider in the mesh config: it makes istiod send the Istio-only
+  # istio.stats filter, which upstream Envoy (the lab's data plane) rejects.
+  local args=(--set profile=minimal --set values.telemetry.v2.prometheus.enabled=false)
   [ -z "$rev" ] || args+=(--set "revision=$rev")
   # istioctl renders YAML; kubectl (client-side) turns it into JSON for the stdlib filter.
   "$ISTIOCTL" manifest generate "${args[@]}" "$@" \
@@ -167,6 +250,9 @@ start_istiod() { # REV ("" = default)
     export POD_NAMESPACE=istio-system POD_NAME="istiod-lab${rev:+-$rev}" REVISION="${rev:-default}" KUBECONFIG="$LAB_KUBECONFIG"
     # the webhook configurations carry their own caBundle: istiod must not patch them
     export VALIDATION_WEBHOOK_CONFIG_NAME="" INJECTION_WEBHOOK_CONFIG_NAME=""
+    # upstream Envoy (the lab's data plane) has no Istio-only extensions: no metadata exchange
+    # (istio.metadata_exchange, io.istio.http.peer_metadata) and no istio.alpn filter
+    export PILOT_ENABLE_METADATA_EXCHANGE=false PILOT_ENABLE_ALPN_FILTER=false
     setsid nohup "$ISTIO_BIN/pilot-discovery" discovery \
       --kubeconfig "$LAB_KUBECONFIG" --namespace istio-system --clusterID Kubernetes \
       --httpAddr "127.0.0.1:$http" --httpsAddr "127.0.0.1:$https" --grpcAddr "127.0.0.1:$grpc" \
@@ -223,6 +309,7 @@ wait_for() { # SECONDS DESCRIPTION CMD...
 
 down_quiet() {
   stop_istiods
+  stop_dataplane
   if [ -x "${KWOKCTL:-}" ] && [ -d "$CLUSTER_DIR" ]; then
     "$KWOKCTL" delete cluster --name "$LAB_CLUSTER" --kubeconfig "$LAB_KUBECONFIG" >>"$LOG" 2>&1 || true
   fi
@@ -231,7 +318,7 @@ down_quiet() {
   for p in "$CLUSTER_DIR"/pids/*.pid; do
     [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
   done
-  rm -rf "$LAB_STATE/READY" "$KWOK_STATE" "$PODS_DIR" "$LAB_KUBECONFIG"
+  rm -rf "$LAB_STATE/READY" "$KWOK_STATE" "$PODS_DIR" "$LAB_KUBECONFIG" "$DP_MODE_FILE" "$DP_DIR"
 }
 
 cmd_up() {
@@ -250,6 +337,7 @@ cmd_up() {
   # a failed lab-up leaves nothing running behind it
   trap '[ -f "$LAB_STATE/READY" ] || { lab_log "lab-up failed: stopping what it started"; down_quiet; }' EXIT
   mkdir -p "$LAB_STATE" "$PODS_DIR"
+  decide_dataplane
   write_config
   lab_log "starting control plane (kwokctl, binary runtime); log: $LOG"
   if ! "$KWOKCTL" --config "$LAB_STATE/kwokctl.yaml" create cluster --name "$LAB_CLUSTER" \
@@ -272,6 +360,7 @@ cmd_up() {
   for rev in "" $ISTIO_REVISIONS; do install_revision "$rev"; done
 
   wait_for 60 "Exec CRD" kc get crd execs.kwok.x-k8s.io || die "kwok Exec CRD missing"
+  if dataplane_on; then start_dataplane; fi
   echo "$(date -u +%FT%TZ) up" >"$LAB_STATE/READY"
   healthy || { rm -f "$LAB_STATE/READY"; die "lab did not come up healthy (logs: $CLUSTER_DIR/logs)"; }
   lab_log "up in $(( $(date +%s) - start ))s; KUBECONFIG=$LAB_KUBECONFIG"
@@ -279,7 +368,7 @@ cmd_up() {
 
 cmd_down() {
   load_dirs
-  if [ -d "$CLUSTER_DIR" ] || [ -f "$LAB_KUBECONFIG" ] || [ -d "$ISTIOD_ROOT" ]; then
+  if [ -d "$CLUSTER_DIR" ] || [ -f "$LAB_KUBECONFIG" ] || [ -d "$ISTIOD_ROOT" ] || [ -d "$DP_DIR" ]; then
     down_quiet
     lab_log "down"
   else
@@ -328,6 +417,11 @@ cmd_status() {
       echo "istiod $(basename "$d"): webhooks https://127.0.0.1:$(port_of "$d" https)/{validate,inject}, log $d/istiod.log"
     done
     [ $found = 1 ] || echo "istiod:     not running (MESHGUARD_LAB_ISTIOD=0)"
+    if dataplane_on; then
+      python3 "$LAB_DIR/scripts/dataplane.py" status --state "$LAB_STATE" || true
+    else
+      echo "data plane: not running: $(cat "$DP_MODE_FILE" 2>/dev/null || echo unknown)"
+    fi
   else
     echo "status:     down"
     return 3
@@ -339,6 +433,7 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   healthy) load_dirs; healthy ;;
+  dataplane-check) python3 "$LAB_DIR/scripts/dataplane.py" check ;;
   egress-gateway)
     [ -n "${3:-}" ] || die "usage: lab.sh egress-gateway NAME NAMESPACE [--delete]"
     load_dirs; healthy || die "the lab is not up (make lab-up)"
@@ -364,5 +459,5 @@ case ${1:-} in
     healthy || die "lab unhealthy after adding revision $2" ;;
   kubeconfig) echo "$LAB_KUBECONFIG" ;;
   bindir) echo "$LAB_CACHE/bin/current" ;;
-  *) die "usage: lab.sh up|down|status|healthy|revision REV|kubeconfig|bindir" ;;
+  *) die "usage: lab.sh up|down|status|healthy|dataplane-check|revision REV|egress-gateway NAME NS|kubeconfig|bindir" ;;
 esac

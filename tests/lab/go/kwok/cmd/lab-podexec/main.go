@@ -10,8 +10,11 @@
 //     pod.json (the identity below plus labels and annotations), and
 //   - with the environment MESHGUARD_POD_NAME, MESHGUARD_POD_NAMESPACE,
 //     MESHGUARD_POD_SERVICE_ACCOUNT, MESHGUARD_POD_UID, MESHGUARD_POD_IP, MESHGUARD_NODE_NAME,
-//     MESHGUARD_CONTAINER_NAME, MESHGUARD_POD_DIR, MESHGUARD_LAB_KUBECONFIG and a PATH that
-//     starts with the lab's hook directory (where the data-plane stand-in is placed).
+//     MESHGUARD_CONTAINER_NAME, MESHGUARD_CONTAINER_IMAGE, MESHGUARD_POD_DIR,
+//     MESHGUARD_LAB_KUBECONFIG, MESHGUARD_LAB_STATE and a PATH that starts with the lab's hook
+//     directory,
+//   - through the wrapper named by --exec-wrapper, if any (KWOK_EXEC_WRAPPER, which the lab's
+//     kwok patch 0003 honours): the lab's runs the command inside the pod's network namespace.
 //
 // It is part of the lab, not of the collection: nothing here exists in a real cluster.
 package main
@@ -53,14 +56,18 @@ type controller struct {
 	stateDir  string
 	path      string
 	labConfig string
+	labState  string
+	wrapper   string
 }
 
 func main() {
-	var kubeconfig, stateDir, path, labConfig string
+	var kubeconfig, stateDir, path, labConfig, labState, wrapper string
 	flag.StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the lab cluster")
 	flag.StringVar(&stateDir, "pods-dir", "", "directory that holds one working directory per pod")
 	flag.StringVar(&path, "path", os.Getenv("PATH"), "PATH for commands run by kubectl exec")
 	flag.StringVar(&labConfig, "lab-kubeconfig", "", "kubeconfig exposed to exec'd commands as MESHGUARD_LAB_KUBECONFIG (default: --kubeconfig)")
+	flag.StringVar(&labState, "lab-state", "", "the lab's state directory, exposed as MESHGUARD_LAB_STATE")
+	flag.StringVar(&wrapper, "exec-wrapper", "", "command that runs every exec'd command (KWOK_EXEC_WRAPPER)")
 	flag.Parse()
 	if stateDir == "" {
 		klog.Exit("--pods-dir is required")
@@ -80,6 +87,8 @@ func main() {
 		stateDir:  stateDir,
 		path:      path,
 		labConfig: labConfig,
+		labState:  labState,
+		wrapper:   wrapper,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -186,11 +195,16 @@ func (c *controller) desired(pod *corev1.Pod, dir string) *kwokv1alpha1.Exec {
 		{Name: "MESHGUARD_NODE_NAME", Value: pod.Spec.NodeName},
 		{Name: "MESHGUARD_POD_DIR", Value: dir},
 		{Name: "MESHGUARD_LAB_KUBECONFIG", Value: c.labConfig},
+		{Name: "MESHGUARD_LAB_STATE", Value: c.labState},
 		{Name: "PATH", Value: c.path},
 	}
-	target := func(container string) kwokv1alpha1.ExecTarget {
+	if c.wrapper != "" {
+		base = append(base, kwokv1alpha1.EnvVar{Name: "KWOK_EXEC_WRAPPER", Value: c.wrapper})
+	}
+	target := func(container, image string) kwokv1alpha1.ExecTarget {
 		envs := append(append([]kwokv1alpha1.EnvVar(nil), base...),
-			kwokv1alpha1.EnvVar{Name: "MESHGUARD_CONTAINER_NAME", Value: container})
+			kwokv1alpha1.EnvVar{Name: "MESHGUARD_CONTAINER_NAME", Value: container},
+			kwokv1alpha1.EnvVar{Name: "MESHGUARD_CONTAINER_IMAGE", Value: image})
 		t := kwokv1alpha1.ExecTarget{Local: &kwokv1alpha1.ExecTargetLocal{WorkDir: dir, Envs: envs}}
 		if container != "" {
 			t.Containers = []string{container}
@@ -199,11 +213,11 @@ func (c *controller) desired(pod *corev1.Pod, dir string) *kwokv1alpha1.Exec {
 	}
 	var targets []kwokv1alpha1.ExecTarget
 	for _, ctr := range pod.Spec.Containers {
-		targets = append(targets, target(ctr.Name))
+		targets = append(targets, target(ctr.Name, ctr.Image))
 	}
 	// init containers too: Istio's native sidecar (istio-proxy) may be one
 	for _, ctr := range pod.Spec.InitContainers {
-		targets = append(targets, target(ctr.Name))
+		targets = append(targets, target(ctr.Name, ctr.Image))
 	}
 	ctrl := true
 	return &kwokv1alpha1.Exec{
