@@ -79,15 +79,18 @@ COMPONENT_KINDS = {
 }
 CLUSTER_SCOPED = frozenset([("", "Namespace")])
 
-# Apply order on an empty cluster; deletes go in reverse.
-PHASE_NAMESPACES, PHASE_WORKLOAD, PHASE_AUTHZ, PHASE_ROUTING = 0, 1, 2, 3
-PHASE_NAMES = {PHASE_NAMESPACES: "namespaces", PHASE_WORKLOAD: "gateway workload",
-               PHASE_AUTHZ: "authorization policies", PHASE_ROUTING: "routing and network policies"}
+# Apply order on an empty cluster; deletes go in reverse. Roles come before the RoleBindings
+# that name them: the API server checks a binding made by an account without the `bind` verb
+# against the rules of the role it references, which must exist by then (RBAC escalation check).
+PHASE_NAMESPACES, PHASE_IDENTITY, PHASE_WORKLOAD, PHASE_AUTHZ, PHASE_ROUTING = 0, 1, 2, 3, 4
+PHASE_NAMES = {PHASE_NAMESPACES: "namespaces", PHASE_IDENTITY: "service accounts, roles, configuration",
+               PHASE_WORKLOAD: "gateway workload", PHASE_AUTHZ: "authorization policies",
+               PHASE_ROUTING: "routing and network policies"}
 _PHASE_OF_KIND = {
     "Namespace": PHASE_NAMESPACES,
-    "ServiceAccount": PHASE_WORKLOAD, "Role": PHASE_WORKLOAD, "RoleBinding": PHASE_WORKLOAD,
-    "ConfigMap": PHASE_WORKLOAD, "Secret": PHASE_WORKLOAD, "Service": PHASE_WORKLOAD,
-    "Deployment": PHASE_WORKLOAD, "PodDisruptionBudget": PHASE_WORKLOAD, "HorizontalPodAutoscaler": PHASE_WORKLOAD,
+    "ServiceAccount": PHASE_IDENTITY, "Role": PHASE_IDENTITY, "ConfigMap": PHASE_IDENTITY, "Secret": PHASE_IDENTITY,
+    "RoleBinding": PHASE_WORKLOAD, "Service": PHASE_WORKLOAD, "Deployment": PHASE_WORKLOAD,
+    "PodDisruptionBudget": PHASE_WORKLOAD, "HorizontalPodAutoscaler": PHASE_WORKLOAD,
     "AuthorizationPolicy": PHASE_AUTHZ,
 }
 # Beyond this many namespaces, a kind is read with one cluster-wide LIST instead of one per namespace.

@@ -72,6 +72,8 @@ def test_empty_cluster_creates_everything_in_phase_order(cluster):
     assert phases == sorted(phases), applied
     # the gateway workload before any Istio object; AuthorizationPolicies before any route
     assert applied.index("Deployment") < applied.index("AuthorizationPolicy") < applied.index("VirtualService")
+    # a RoleBinding made without the `bind` verb is checked against its Role, which must exist
+    assert applied.index("Role") < applied.index("RoleBinding")
 
 
 def test_converged_policy_reapplies_with_zero_writes(cluster):
