@@ -73,15 +73,29 @@ def rule_object_name(policy, rule):
 
 
 def host_object_name(policy, rule, host):
-    """Name of the per-host VirtualService and TLS-origination DestinationRule (a DNS subdomain):
-    the rule's name, a dot, the host (the rule's name has no dot, so this is unambiguous)."""
+    """Name of the per-host VirtualService the sidecars use (a DNS subdomain): the rule's name,
+    a dot, the host (the rule's name has no dot, so this is unambiguous)."""
     return "%s.%s" % (rule_object_name(policy, rule), host)
 
 
-def gateway_service_entry_name(policy, rule):
-    """Name of the originate rule's gateway-only ServiceEntry (the external TLS port). A host
-    has at least two labels, so `<rule name>.tls` never equals a per-host name."""
-    return rule_object_name(policy, rule) + ".tls"
+def gateway_host_object_name(policy, rule, host):
+    """Name of the per-host objects only the gateway uses (its VirtualService, and in originate
+    mode its ServiceEntry and DestinationRule): `<rule name>-gateway.<host>`. A rule named
+    `<x>-gateway` cannot have the same host as rule `<x>` (one host, one rule), so the names
+    never clash."""
+    return "%s-gateway.%s" % (rule_object_name(policy, rule), host)
+
+
+# Request headers the egress gateway strips before a request leaves the mesh.
+INTERNAL_REQUEST_HEADERS = ("x-forwarded-client-cert", "x-forwarded-for", "x-envoy-external-address")
+
+# The domain of the names under which only the gateway knows an originate host's TLS port.
+ORIGINATION_ALIAS_DOMAIN = "egress.meshguard.internal"
+
+
+def origination_host(host):
+    """The name the gateway routes an originate host's traffic to (see gateway_service_entry)."""
+    return "%s.%s" % (host, ORIGINATION_ALIAS_DOMAIN)
 
 
 def _gateway_port(policy, rule, which="service_ports"):
@@ -100,7 +114,7 @@ def service_entry(policy, rule):
     `outbound|443||<host>` straight from the client sidecar, skipping the gateway and its
     AuthorizationPolicy (pilot/pkg/networking/core/tls.go buildSidecarOutboundTLSFilterChainOpts,
     "HTTPS or TLS ports without associated virtual service"). The TLS port is declared only
-    to the gateway's namespace by gateway_service_entry().
+    to the gateway's namespace, under a name of its own, by gateway_service_entry().
     """
     if rule.tls == "originate":
         ports = [{"number": rule.app_port, "name": "http", "protocol": "HTTP"}]
@@ -115,20 +129,26 @@ def service_entry(policy, rule):
                  "ports": ports, "resolution": "DNS"})
 
 
-def gateway_service_entry(policy, rule):
-    """Originate mode: the external TLS port, visible in the gateway's namespace only.
+def gateway_service_entry(policy, rule, host):
+    """Originate mode: the external TLS port, known to the gateway's namespace only.
 
-    Services with the same host but different exportTo are not merged
-    (pilot/pkg/model/sidecar.go canMergeServices), and a namespace's private services come
-    before public ones (push_context.go servicesExportedToNamespace), so the gateway sees the
-    host with this port (the first service wins) and client namespaces see only the app port.
+    A ServiceEntry of its own name (`<host>.egress.meshguard.internal`) whose DNS endpoint is
+    the host, exported to the gateway's namespace only: the gateway's VirtualService routes
+    there and the origination DestinationRule (SNI and SAN = the host) applies there, while
+    client namespaces know the host only with its plain-HTTP app port. An alias rather than
+    a second ServiceEntry of the same host: same-host entries with different exportTo are not
+    merged (pilot/pkg/model/sidecar.go canMergeServices) and which one a proxy gets depends on
+    ordering inside istiod (push_context.go servicesExportedToNamespace), and `istioctl analyze`
+    resolves a host to one entry and reports the TLS port missing (IST0101). One ServiceEntry
+    per host, since endpoints are shared by all hosts of an entry.
     Any other pod in the gateway's namespace sees it too: keep that namespace for the gateway.
     """
     return _obj(policy.api_versions["networking"], "ServiceEntry",
-                _meta(policy, gateway_service_entry_name(policy, rule), policy.gateway["namespace"],
-                      COMPONENT_RULE, rule, _hosts_annotation(rule)),
-                {"hosts": list(rule.hosts), "exportTo": ["."], "location": "MESH_EXTERNAL",
-                 "ports": [{"number": rule.port, "name": "https", "protocol": "HTTPS"}], "resolution": "DNS"})
+                _meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
+                      COMPONENT_RULE, rule, {ANNOTATION_HOSTS: host}),
+                {"hosts": [origination_host(host)], "exportTo": ["."], "location": "MESH_EXTERNAL",
+                 "ports": [{"number": rule.port, "name": "https", "protocol": "HTTPS"}], "resolution": "DNS",
+                 "endpoints": [{"address": host}]})
 
 
 def _gateway_server(port, name, protocol, hosts):
@@ -178,26 +198,45 @@ def gateway_destination_rule(policy, rule):
 
 
 def virtual_service(policy, rule, host):
-    gw_ref = _gateway_ref(policy, rule)
-    gw_port = _gateway_port(policy, rule)
+    """What the sidecars do with the host: send it to the gateway subset of the host, over
+    ISTIO_MUTUAL. Exported to every namespace, bound to `mesh` only."""
     to_gateway = {"destination": {"host": policy.gateway_host(),
                                   "subset": subset_name(policy.policy_name, rule.name, host),
-                                  "port": {"number": gw_port}}, "weight": 100}
-    to_external = {"destination": {"host": host, "port": {"number": rule.port}}, "weight": 100}
-    spec = {"hosts": [host], "gateways": [gw_ref, "mesh"], "exportTo": ["*"]}
+                                  "port": {"number": _gateway_port(policy, rule)}}, "weight": 100}
+    spec = {"hosts": [host], "gateways": ["mesh"], "exportTo": ["*"]}
     if rule.tls == "passthrough":
         spec["tls"] = [{"match": [{"gateways": ["mesh"], "port": rule.port, "sniHosts": [host]}],
                         "route": [to_gateway]}]
-        spec["tcp"] = [{"match": [{"gateways": [gw_ref], "port": gw_port}], "route": [to_external]}]
     else:
-        spec["http"] = [
-            {"name": "mesh-to-egress-gateway", "match": [{"gateways": ["mesh"], "port": rule.app_port}],
-             "route": [to_gateway]},
-            {"name": "egress-gateway-to-external", "match": [{"gateways": [gw_ref], "port": gw_port}],
-             "route": [to_external]},
-        ]
+        spec["http"] = [{"name": "mesh-to-egress-gateway", "match": [{"gateways": ["mesh"], "port": rule.app_port}],
+                         "route": [to_gateway]}]
     return _obj(policy.api_versions["networking"], "VirtualService",
                 _meta(policy, host_object_name(policy, rule, host), policy.gateway["namespace"],
+                      COMPONENT_RULE, rule), spec)
+
+
+def gateway_virtual_service(policy, rule, host):
+    """What the gateway does with the host: forward it to the external service (in originate
+    mode to the gateway-only name that carries the TLS port). Bound to our Gateway only and
+    exported to the gateway's namespace only: no sidecar ever sees this route."""
+    gw_ref = _gateway_ref(policy, rule)
+    gw_port = _gateway_port(policy, rule)
+    target = origination_host(host) if rule.tls == "originate" else host
+    to_external = {"destination": {"host": target, "port": {"number": rule.port}}, "weight": 100}
+    spec = {"hosts": [host], "gateways": [gw_ref], "exportTo": ["."]}
+    if rule.tls == "passthrough":
+        # tls routes do not match behind ISTIO_MUTUAL termination (istio/istio#37293, #51471)
+        spec["tcp"] = [{"match": [{"gateways": [gw_ref], "port": gw_port}], "route": [to_external]}]
+    else:
+        # The gateway would otherwise forward the caller's mesh identity and certificate
+        # (x-forwarded-client-cert: Istio gateways set Envoy's forward_client_cert_details) and
+        # the caller's pod address (x-forwarded-for, x-envoy-external-address) to the external
+        # service, as the lab's echo server showed: internal identities stay inside the mesh.
+        spec["http"] = [{"name": "egress-gateway-to-external", "match": [{"gateways": [gw_ref], "port": gw_port}],
+                         "headers": {"request": {"remove": list(INTERNAL_REQUEST_HEADERS)}},
+                         "route": [to_external]}]
+    return _obj(policy.api_versions["networking"], "VirtualService",
+                _meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
                       COMPONENT_RULE, rule), spec)
 
 
@@ -217,9 +256,9 @@ def origination_destination_rule(policy, rule, host):
     else:
         tls = {"mode": "SIMPLE", "caCertificates": rule.ca_certificates, "sni": host, "subjectAltNames": [host]}
     return _obj(policy.api_versions["networking"], "DestinationRule",
-                _meta(policy, host_object_name(policy, rule, host), policy.gateway["namespace"],
+                _meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
                       COMPONENT_RULE, rule),
-                {"host": host, "workloadSelector": {"matchLabels": dict(policy.gateway["labels"])},
+                {"host": origination_host(host), "workloadSelector": {"matchLabels": dict(policy.gateway["labels"])},
                  "exportTo": ["."],
                  "trafficPolicy": {"portLevelSettings": [{"port": {"number": rule.port}, "tls": tls}]}})
 
@@ -284,14 +323,14 @@ def allow_nothing_policy(policy):
 
 
 def rule_objects(policy, rule):
-    objs = [service_entry(policy, rule)]
-    if rule.tls == "originate":
-        objs.append(gateway_service_entry(policy, rule))
-    objs += [gateway(policy, rule), gateway_destination_rule(policy, rule)]
+    objs = [service_entry(policy, rule), gateway(policy, rule), gateway_destination_rule(policy, rule)]
     for host in rule.hosts:
         objs.append(virtual_service(policy, rule, host))
-    if rule.tls == "originate":
-        for host in rule.hosts:
+    for host in rule.hosts:
+        if rule.tls == "originate":
+            objs.append(gateway_service_entry(policy, rule, host))
+        objs.append(gateway_virtual_service(policy, rule, host))
+        if rule.tls == "originate":
             objs.append(origination_destination_rule(policy, rule, host))
     objs.append(authorization_policy(policy, rule))
     return objs

@@ -228,6 +228,8 @@ def host_problem(host):
                     "1-63 characters)" % label)
     if labels[-1].isdigit():
         return "the top-level label must not be numeric"
+    if host.endswith(".egress.meshguard.internal"):
+        return "names under egress.meshguard.internal are the gateway's own aliases of originate hosts"
     for suffix in _IN_CLUSTER_SUFFIXES:
         if host.endswith(suffix):
             return ("%r is an in-cluster name (ends with %s); egress rules are for external hosts"

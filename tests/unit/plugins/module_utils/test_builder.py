@@ -84,12 +84,13 @@ def test_passthrough_routes_by_sni_and_authorizes_by_sni():
     assert gw["port"]["number"] == 443 and gw["port"]["protocol"] == "TLS"
     assert gw["hosts"] == ["./api.github.com"]
     assert gw["tls"] == {"mode": "ISTIO_MUTUAL"}
-    vs = _by_kind(objs, "VirtualService")[0]["spec"]
-    assert "http" not in vs
-    assert vs["tls"][0]["match"] == [{"gateways": ["mesh"], "port": 443, "sniHosts": ["api.github.com"]}]
-    assert vs["tls"][0]["route"][0]["destination"]["port"] == {"number": 443}
-    assert vs["tcp"][0]["match"] == [{"gateways": ["istio-system/meshguard-r"], "port": 443}]
-    assert vs["tcp"][0]["route"][0]["destination"] == {"host": "api.github.com", "port": {"number": 443}}
+    mesh_vs, gateway_vs = [o["spec"] for o in _by_kind(objs, "VirtualService")]
+    assert "http" not in mesh_vs and "tcp" not in mesh_vs
+    assert mesh_vs["tls"][0]["match"] == [{"gateways": ["mesh"], "port": 443, "sniHosts": ["api.github.com"]}]
+    assert mesh_vs["tls"][0]["route"][0]["destination"]["port"] == {"number": 443}
+    assert (gateway_vs["gateways"], gateway_vs["exportTo"]) == (["istio-system/meshguard-r"], ["."])
+    assert gateway_vs["tcp"][0]["match"] == [{"gateways": ["istio-system/meshguard-r"], "port": 443}]
+    assert gateway_vs["tcp"][0]["route"][0]["destination"] == {"host": "api.github.com", "port": {"number": 443}}
     subset = _by_kind(objs, "DestinationRule")[0]["spec"]["subsets"][0]
     assert subset["trafficPolicy"]["portLevelSettings"][0] == {
         "port": {"number": 443}, "tls": {"mode": "ISTIO_MUTUAL", "sni": "api.github.com"}}
@@ -104,17 +105,19 @@ def test_plain_http_mode_forwards_http_without_origination():
         "istio-egressgateway.istio-system.svc.cluster.local"]
     se = _by_kind(objs, "ServiceEntry")[0]["spec"]
     assert se["ports"] == [{"number": 8080, "name": "http", "protocol": "HTTP"}]
-    http = _by_kind(objs, "VirtualService")[0]["spec"]["http"]
-    assert http[0]["match"] == [{"gateways": ["mesh"], "port": 8080}]
-    assert http[0]["route"][0]["destination"]["port"] == {"number": 80}
-    assert http[1]["route"][0]["destination"] == {"host": "h.example.com", "port": {"number": 8080}}
+    mesh_http, gateway_http = [o["spec"]["http"] for o in _by_kind(objs, "VirtualService")]
+    assert mesh_http[0]["match"] == [{"gateways": ["mesh"], "port": 8080}]
+    assert mesh_http[0]["route"][0]["destination"]["port"] == {"number": 80}
+    assert gateway_http[0]["route"][0]["destination"] == {"host": "h.example.com", "port": {"number": 8080}}
+    assert not [o for o in _by_kind(objs, "ServiceEntry") if o["spec"]["exportTo"] == ["."]]
     operation = _by_kind(objs, "AuthorizationPolicy")[0]["spec"]["rules"][0]["to"][0]["operation"]
     assert operation["hosts"] == ["h.example.com", "h.example.com:*"]
 
 
 def test_mutual_tls_origination_with_client_certificate():
     objs = _build({"rules": [_rule(credential_name="client-cert", port=8443)]})
-    dr = [o for o in _by_kind(objs, "DestinationRule") if o["spec"]["host"] == "h.example.com"][0]
+    dr = [o for o in _by_kind(objs, "DestinationRule")
+          if o["spec"]["host"] == "h.example.com.egress.meshguard.internal"][0]
     assert dr["spec"]["workloadSelector"] == {"matchLabels": {"app": "istio-egressgateway", "istio": "egressgateway"}}
     assert dr["spec"]["trafficPolicy"]["portLevelSettings"] == [
         {"port": {"number": 8443},
@@ -135,7 +138,8 @@ def test_namespace_and_principal_sources_and_l7_limits():
 def test_multiple_hosts_get_one_virtual_service_and_subset_each():
     objs = _build({"rules": [_rule(hosts=["b.example.com", "a.example.com"])]})
     assert [o["metadata"]["name"] for o in _by_kind(objs, "VirtualService")] == [
-        "meshguard-r.a.example.com", "meshguard-r.b.example.com"]
+        "meshguard-r.a.example.com", "meshguard-r.b.example.com",
+        "meshguard-r-gateway.a.example.com", "meshguard-r-gateway.b.example.com"]
     subsets = _by_kind(objs, "DestinationRule")[0]["spec"]["subsets"]
     assert [s["trafficPolicy"]["portLevelSettings"][0]["tls"]["sni"] for s in subsets] == [
         "a.example.com", "b.example.com"]
@@ -271,8 +275,8 @@ def test_rendered_files_and_kustomization(example):
     assert yaml.safe_load(files["mesh-config.yaml"]) == {
         "meshConfig": {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}}
     docs = list(yaml.safe_load_all(files["rules/baidu.yaml"]))
-    assert [d["kind"] for d in docs] == ["ServiceEntry", "ServiceEntry", "Gateway", "DestinationRule",
-                                         "VirtualService", "DestinationRule", "AuthorizationPolicy"]
+    assert [d["kind"] for d in docs] == ["ServiceEntry", "Gateway", "DestinationRule", "VirtualService",
+                                         "ServiceEntry", "VirtualService", "DestinationRule", "AuthorizationPolicy"]
 
 
 def test_mesh_config_patch_keeps_other_settings():

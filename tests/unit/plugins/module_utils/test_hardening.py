@@ -35,14 +35,29 @@ def _visible_in(obj, namespace):
 
 
 def test_1_originate_tls_port_is_visible_to_the_gateway_namespace_only():
-    entries = _kind(_objs(SEED), "ServiceEntry")
-    for namespace, want in (("bookinfo", [80]), ("istio-system", [80, 443])):
-        ports = sorted(p["number"] for se in entries if _visible_in(se, namespace) for p in se["spec"]["ports"])
-        assert ports == want, namespace
-    private = [se for se in entries if se["spec"]["exportTo"] == ["."]]
-    assert [se["metadata"]["namespace"] for se in private] == ["istio-system"]
-    assert private[0]["spec"]["ports"] == [{"number": 443, "name": "https", "protocol": "HTTPS"}]
-    assert private[0]["spec"]["resolution"] == "DNS"
+    objs = _objs(SEED)
+    entries = _kind(objs, "ServiceEntry")
+    for namespace, want in (("bookinfo", [("www.baidu.com", 80)]),
+                            ("istio-system", [("www.baidu.com", 80), ("www.baidu.com.egress.meshguard.internal", 443)])):
+        seen = sorted((h, p["number"]) for se in entries if _visible_in(se, namespace)
+                      for h in se["spec"]["hosts"] for p in se["spec"]["ports"])
+        assert seen == want, namespace
+    private = [se for se in entries if se["spec"]["exportTo"] == ["."]][0]
+    assert private["metadata"]["namespace"] == "istio-system"
+    assert private["spec"]["endpoints"] == [{"address": "www.baidu.com"}]
+    # the gateway routes to the alias; no route a sidecar sees leads to port 443
+    routes = [(vs["spec"]["exportTo"], r["route"][0]["destination"]) for vs in _kind(objs, "VirtualService")
+              for r in vs["spec"].get("http", [])]
+    assert [d for export, d in routes if export == ["*"] and d["port"]["number"] == 443] == []
+    assert {"host": "www.baidu.com.egress.meshguard.internal", "port": {"number": 443}} in [d for e, d in routes]
+
+
+def test_1_the_gateway_strips_internal_headers_before_the_request_leaves():
+    for tls in ("originate", "none"):
+        vs = [o for o in _kind(_objs({"rules": [dict(SEED["rules"][0], tls=tls)]}), "VirtualService")
+              if o["spec"]["gateways"] != ["mesh"]][0]
+        removed = vs["spec"]["http"][0]["headers"]["request"]["remove"]
+        assert "x-forwarded-client-cert" in removed and "x-forwarded-for" in removed
 
 
 def test_2_network_policies_cover_every_namespace_but_the_gateways_and_allow_no_relay():
@@ -72,7 +87,7 @@ def test_2_render_says_which_namespaces_are_covered_and_that_others_can_bypass()
 def test_3_origination_checks_the_servers_name():
     for extra in ({}, {"credential_name": "client-cert"}):
         rule = dict(SEED["rules"][0], **extra)
-        drs = [o for o in _kind(_objs({"rules": [rule]}), "DestinationRule") if o["spec"]["host"] == "www.baidu.com"]
+        drs = [o for o in _kind(_objs({"rules": [rule]}), "DestinationRule") if o["spec"].get("workloadSelector")]
         tls = drs[0]["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]
         assert tls["sni"] == "www.baidu.com" and tls["subjectAltNames"] == ["www.baidu.com"], tls
 
