@@ -211,7 +211,7 @@ def test_example_converges_on_the_lab_idempotently_and_tears_down(lab, tmp_path,
         first = play(lab, tmp_path, "site", policy)
         assert first.rc == 0, first
         assert owned(lab, policy.get("meshguard_egress_policy_name", "default"))
-        second = play(lab, tmp_path, "site", policy)
+        second = play(lab, tmp_path, "site", policy, "--diff")  # a failure shows what changed
         assert second.rc == 0 and second.changed == 0, second
 
 
