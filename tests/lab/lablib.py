@@ -155,7 +155,7 @@ class Lab:
         a lab echo server is JSON: see echo()."""
         proc = self.exec(namespace, pod, "curl", "-sS", "-m", str(timeout), "-w", "\n%{http_code}", *args, url,
                          timeout=timeout + 30)
-        body, _, code = proc.stdout.rpartition("\n")
+        body, _sep, code = proc.stdout.rpartition("\n")
         return proc.returncode, int(code) if code.strip().isdigit() else 0, body + proc.stderr
 
     def envoy_stats(self, namespace: str, pod: str, filter_regex: str = "") -> dict[str, int]:
@@ -168,7 +168,7 @@ class Lab:
             raise AssertionError(f"envoy stats of {namespace}/{pod}: {proc.stderr}")
         stats = {}
         for line in proc.stdout.splitlines():
-            name, _, value = line.partition(": ")
+            name, _sep, value = line.partition(": ")
             if value.strip().lstrip("-").isdigit():
                 stats[name] = int(value)
         return stats

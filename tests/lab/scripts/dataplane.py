@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The lab's data plane (tests/lab/README.md, "The data plane"): real Envoy sidecars and
 egress gateways, configured by the lab's istiod, in the lab's own network namespaces.
 
@@ -167,7 +166,7 @@ class Forwarder:
     def _accept(self, lsock: socket.socket, port: int) -> None:
         while True:
             try:
-                conn, _ = lsock.accept()
+                conn = lsock.accept()[0]
             except OSError:
                 return
             try:
@@ -229,7 +228,7 @@ def field_ref(pod: dict, path: str) -> str:
 
 def resource_ref(container: dict, ref: dict) -> str:
     res = ref.get("resource", "")
-    kind, _, name = res.partition(".")
+    kind, _sep, name = res.partition(".")
     value = container.get("resources", {}).get(kind, {}).get(name)
     divisor = quantity(ref.get("divisor", "1") or "1")
     if value is None:  # no limit: the node's allocatable, as the kubelet reports it

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The lab internet (tests/lab/README.md, "The data plane"): run inside the lab's internet
 network namespace by dataplane.py, never in the host's.
 
