@@ -204,10 +204,23 @@ def resolve_targets(client, policy, options, identities):
             what = "listing pods forbidden by RBAC" if exc.forbidden else "reading pods failed"
             found[(namespace, service_account)] = (None, "%s in namespace %s: %s" % (what, namespace, exc))
             continue
-        found[(namespace, service_account)] = verify.pick_pod(pods, namespace, service_account, where,
-                                                              (src or {}).get("container") or
-                                                              (None if src else verify.PROBE_CONTAINER))
+        target, problem = verify.pick_pod(pods, namespace, service_account, where,
+                                          (src or {}).get("container") or (None if src else verify.PROBE_CONTAINER))
+        if src is None and not pods:
+            problem = _missing_probe_pod(client, namespace, service_account) or problem
+        found[(namespace, service_account)] = (target, problem)
     return found
+
+
+def _missing_probe_pod(client, namespace, service_account):
+    """Why a probe pod is missing, when the cluster can tell: its service account does not exist."""
+    try:
+        if client.get("v1", "ServiceAccount", service_account, namespace) is None:
+            return ("service account %s/%s does not exist, so its probe pod could not be created: create it, "
+                    "or give a source (existing pods) for this identity" % (namespace, service_account))
+    except K8sApiError:
+        pass
+    return None
 
 
 def verify_run(policy, options, client=None, make_api=None, stream=None, concurrency=10, probe=True):

@@ -557,6 +557,7 @@ def probe_pod_manifest(policy, options, namespace, service_account):
             # Gone by itself even if the play that made it is killed before its cleanup step.
             "activeDeadlineSeconds": options.probe_pod_lifetime,
             "terminationGracePeriodSeconds": 1,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{
                 "name": PROBE_CONTAINER, "image": options.probe_image,
                 "command": ["sleep", str(options.probe_pod_lifetime)],

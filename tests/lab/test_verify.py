@@ -264,6 +264,23 @@ def test_verify_role_replaces_leftovers_and_removes_probe_pods_of_a_failing_run(
     assert not _probe_pods_left(workloads)
 
 
+def test_verify_role_names_a_missing_service_account(workloads, tmp_path):
+    """An identity whose service account does not exist: its probe pod cannot be created; its
+    cases are PROBE BROKEN naming the account, the other identities are still probed."""
+    rules = [{"name": "baidu", "hosts": ["www.baidu.com"], "allow": [NS + "/" + APP_SA, NS + "/ghost"]}]
+    proc, report = _playbook(workloads, tmp_path, {"meshguard_egress_rules": rules},
+                             "meshguard_egress_verify_timeout=3",
+                             json.dumps({"meshguard_egress_verify_exclude": ["unlisted *", "bypass *"]}))
+    assert proc.returncode != 0 and report is not None, proc.stdout[-3000:]
+    by = _by_name(report)
+    ghost = by["allowed %s/ghost -> www.baidu.com" % NS]
+    assert ghost["observed"] == "broken" and ghost["cause"].startswith(
+        "service account %s/ghost does not exist" % NS), ghost
+    assert "probe pod %s/meshguard-probe-ghost-" % NS in proc.stdout  # the API server's refusal is shown
+    assert by["allowed %s/%s -> www.baidu.com" % (NS, APP_SA)]["observed"] != "broken"
+    assert not _probe_pods_left(workloads)
+
+
 # ---------------------------------------------------------------------------------------------
 # Proven by traffic: needs the lab's data plane (issue 8)
 

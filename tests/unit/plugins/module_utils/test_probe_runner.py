@@ -205,8 +205,9 @@ def test_run_concurrently_gives_up_on_a_hung_exec_without_holding_the_rest():
 
 
 class FakeClient:
-    def __init__(self, pods, forbidden=False):
+    def __init__(self, pods, forbidden=False, accounts=()):
         self.pods = pods
+        self.accounts = set(accounts)
         self.forbidden = forbidden
         self.listed = []
 
@@ -220,6 +221,8 @@ class FakeClient:
                 and all(p["metadata"].get("labels", {}).get(k) == x for k, x in want.items())]
 
     def get(self, api_version, kind, name, namespace=None):
+        if kind == "ServiceAccount":
+            return {"metadata": {"name": name}} if (namespace, name) in self.accounts else None
         for pod in self.pods:
             if pod["metadata"]["name"] == name and pod["metadata"]["namespace"] == namespace:
                 return pod
@@ -277,8 +280,14 @@ def test_verify_run_broken_probes_are_not_executed():
     assert fake.calls == []
     assert [r["observed"] for r in result["results"]] == ["broken"] * 4
     assert "no istio-proxy sidecar" in result["results"][0]["cause"]
-    assert "no pod named meshguard-probe-default-" in result["results"][1]["cause"]
+    assert result["results"][1]["cause"] == ("service account bookinfo/default does not exist, so its probe pod could "
+                                             "not be created: create it, or give a source (existing pods) for this "
+                                             "identity")
     assert result["passed"] is False and all(m.startswith("PROBE BROKEN") for m in result["mismatches"])
+    # the account exists, the pod does not: said so
+    client.accounts.add(("bookinfo", "default"))
+    result = pr.verify_run(policy, options, client=client, make_api=FakeApi, stream=fake)
+    assert result["results"][1]["cause"].startswith("no pod named meshguard-probe-default-")
 
 
 def test_verify_run_forbidden_pod_listing_is_broken():
