@@ -665,6 +665,7 @@ class DataPlane:
 
     def run(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        raise_inotify_limit()
         self.make_pki()
         self.setup_network()
         self.start_internet()
@@ -691,6 +692,24 @@ class DataPlane:
             os.killpg(self.internet.pid, signal.SIGKILL)
             self.internet.wait()
         cleanup(self.state)
+
+
+INOTIFY_INSTANCES = 1024
+
+
+def raise_inotify_limit() -> None:
+    """Each pilot-agent holds 2 inotify instances, and the kernel's per-user limit
+    (fs.inotify.max_user_instances, 128 by default) is shared by every process of the user: all
+    labs' proxies on this machine run as root. Past it pilot-agent dies with "couldn't initialize
+    inotify: too many open files". Raise the limit (never lower it), as Kubernetes nodes do."""
+    path = Path("/proc/sys/fs/inotify/max_user_instances")
+    try:
+        current = int(path.read_text())
+        if current < INOTIFY_INSTANCES:
+            path.write_text(f"{INOTIFY_INSTANCES}\n")
+            log.info("fs.inotify.max_user_instances raised from %d to %d (2 per proxy)", current, INOTIFY_INSTANCES)
+    except (OSError, ValueError) as exc:
+        log.warning("cannot raise fs.inotify.max_user_instances: %s (about 50 proxies per user then)", exc)
 
 
 def kill_netns_pids(netns: str) -> None:

@@ -395,7 +395,16 @@ rss_report() {
     total=$(( total + kb ))
     printf '  %-26s pid %-8s RSS %6d MiB\n' "istiod $(basename "$d")" "$pid" $(( kb / 1024 ))
   done
-  printf '  %-26s              %6d MiB\n' total $(( total / 1024 ))
+  local f
+  for f in "$DP_DIR/dataplane.pid" "$DP_DIR/internet.pid"; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    kb=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ -n "$kb" ] || kb=0
+    total=$(( total + kb ))
+    printf '  %-26s pid %-8s RSS %6d MiB\n' "$(basename "$f" .pid)" "$pid" $(( kb / 1024 ))
+  done
+  printf '  %-26s              %6d MiB  (+ the proxies below)\n' total $(( total / 1024 ))
 }
 
 cmd_status() {
