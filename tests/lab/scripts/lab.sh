@@ -199,7 +199,7 @@ EOF
     for f in "$KWOK_BIN"/stages/*.yaml; do
       [ "$(basename "$f")" != pod-ready.yaml ] || f="$LAB_DIR/manifests/kwok-pod-ready.yaml"
       printf -- '---\n' >>"$LAB_STATE/kwokctl.yaml"
-      cat "$f" >>"$LAB_STATE/kwokctl.yaml"
+      grep -v '^---$' "$f" >>"$LAB_STATE/kwokctl.yaml"
     done
   fi
 }
