@@ -11,6 +11,7 @@ what it saw. Object names, namespaces and selectors come from the rendered files
 from __future__ import annotations
 
 import json
+import subprocess
 import re
 import time
 from pathlib import Path
@@ -315,3 +316,134 @@ def test_gateway_readiness_follows_the_proxy(world):
     lab.kubectl_run("-n", ns, "rollout", "status", f"deployment/{world.gw_deployment}", "--timeout=60s")
     world.until("traffic through the restarted gateway",
                 lambda: world.curl("allowed", "http://www.baidu.com/")[1] == 200, timeout=60)
+
+
+# --- the mixed example: plain HTTP (tls: none) and TLS origination with a client certificate --
+
+MIXED = "mixed"
+
+
+def rule_sources(objs: list[dict], host: str) -> list[tuple[str, str]]:
+    """(namespace, service account or '*') of the ALLOW rules that name `host`."""
+    out = []
+    for o in objs:
+        if o["kind"] != "AuthorizationPolicy":
+            continue
+        for rule in o["spec"].get("rules") or []:
+            hosts = [h for to in rule.get("to") or [] for h in to.get("operation", {}).get("hosts", [])]
+            if host not in hosts:
+                continue
+            for frm in rule.get("from") or []:
+                for p in frm.get("source", {}).get("principals", []):
+                    m = re.fullmatch(r"[^/]+/ns/([^/]+)/sa/([^/]+)", p)
+                    if m:
+                        out.append((m.group(1), m.group(2)))
+    return sorted(out)
+
+
+@pytest.fixture(scope="module")
+def mixed(dataplane, rendered_examples, tmp_path_factory):  # pylint: disable=too-many-locals
+    """The mixed example (its own revision, gateway with 2 replicas, policy name, L7 rules), the
+    client certificate secret its payments rule names (issued by the lab CA), and clients."""
+    lab = dataplane
+    root = rendered_examples / MIXED
+    objs = objects(root)
+    dep = [o for o in objs if o["kind"] == "Deployment"][0]
+    gw_ns = dep["metadata"]["namespace"]
+    rev = dep["spec"]["template"]["metadata"]["labels"]["istio.io/rev"]
+    selector = dep["spec"]["selector"]["matchLabels"]
+    dr = [o for o in objs if o["kind"] == "DestinationRule"
+          and o["spec"].get("trafficPolicy", {}).get("portLevelSettings", [{}])[0].get("tls", {}).get("credentialName")][0]
+    credential = dr["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]["credentialName"]
+    (mirror_ns, _any_sa), = rule_sources(objs, "deb.debian.org")
+    pay_ns, pay_sa = rule_sources(objs, "api.payments.example.com")[0]
+    other_ns = "lab-dp-other-rev"
+    namespaces = sorted({mirror_ns, pay_ns, other_ns})
+    lab.ensure_revision(rev)
+    mesh_cm = f"istio-{rev}"
+    original_mesh = json.loads(lab.kubectl_run("-n", "istio-system", "get", "configmap", mesh_cm, "-o", "json").stdout)[
+        "data"]["mesh"]
+    pods = {"mirror": (mirror_ns, "builder"), "pay": (pay_ns, "checkout"), "other": (other_ns, "outsider")}
+    created_gw_ns = False
+    try:
+        for ns in namespaces:
+            ensure_namespace(lab, ns, inject=False)
+            lab.kubectl_run("label", "namespace", ns, f"istio.io/rev={rev}")
+        if lab.kubectl_run("get", "namespace", gw_ns, check=False).returncode != 0:
+            lab.kubectl_run("create", "namespace", gw_ns)
+            created_gw_ns = True
+        for role, sa in (("mirror", "builder"), ("pay", pay_sa), ("other", "outsider")):
+            lab.kubectl_run("-n", pods[role][0], "create", "serviceaccount", sa)
+        # the client certificate the payments rule names: a secret in the gateway's namespace
+        # (tls.crt/tls.key, ca.crt = the lab CA the server certificate chains to)
+        pki = Path(lab.state) / "dataplane" / "pki"
+        tmp = tmp_path_factory.mktemp("client-cert")
+        subprocess_run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", str(tmp / "tls.key"), "-out", str(tmp / "tls.csr"), "-subj", "/CN=payments-client"])
+        (tmp / "ext").write_text("extendedKeyUsage=clientAuth\n")
+        subprocess_run(["openssl", "x509", "-req", "-in", str(tmp / "tls.csr"), "-CA", str(pki / "ca.crt"),
+                        "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "1", "-out", str(tmp / "tls.crt"),
+                        "-extfile", str(tmp / "ext")])
+        lab.kubectl_run("-n", gw_ns, "create", "secret", "generic", credential, f"--from-file=tls.crt={tmp / 'tls.crt'}",
+                        f"--from-file=tls.key={tmp / 'tls.key'}", f"--from-file=ca.crt={pki / 'ca.crt'}")
+        lab.kubectl_run("apply", "--server-side", f"--field-manager={MANAGER}", "-k", str(root))
+        mesh = yaml.safe_load(original_mesh) or {}
+        mesh["outboundTrafficPolicy"] = {"mode": "REGISTRY_ONLY"}
+        set_mesh(lab, mesh_cm, yaml.safe_dump(mesh))
+        lab.kubectl_run("apply", "-f", "-", input="---\n".join(
+            pod_manifest(pod, ns, sa) for (ns, pod), sa in zip(pods.values(), ("builder", pay_sa, "outsider"))))
+        lab.kubectl_run("-n", gw_ns, "rollout", "status", f"deployment/{dep['metadata']['name']}", "--timeout=120s",
+                        timeout=150)
+        for ns, pod in pods.values():
+            lab.wait_ready(ns, pod)
+        sel = ",".join(f"{k}={v}" for k, v in selector.items())
+        gws = json.loads(lab.kubectl_run("-n", gw_ns, "get", "pods", "-l", sel, "-o", "json").stdout)["items"]
+        gw_ips = {p["status"]["podIP"] for p in gws if not p["metadata"].get("deletionTimestamp")}
+        assert len(gw_ips) == dep["spec"]["replicas"], gw_ips
+
+        def curl(role, url, *args):
+            ns, pod = pods[role]
+            return lab.curl(ns, pod, url, *args)
+        lab.wait_for("the mirror's first 200", lambda: curl("mirror", "http://deb.debian.org/debian/")[1] == 200,
+                     timeout=90)
+        yield {"curl": curl, "gw_ips": gw_ips, "gw_ns": gw_ns, "gateways": [p["metadata"]["name"] for p in gws]}
+    finally:
+        lab.kubectl_run("delete", "namespace", *namespaces, "--wait=false", "--ignore-not-found", check=False)
+        lab.kubectl_run("delete", "-k", str(root), "--ignore-not-found", "--wait=false", check=False)
+        lab.kubectl_run("-n", gw_ns, "delete", "secret", credential, "--ignore-not-found", check=False)
+        if created_gw_ns:
+            lab.kubectl_run("delete", "namespace", gw_ns, "--wait=false", check=False)
+        set_mesh(lab, mesh_cm, original_mesh)
+        lab.kubectl_run("wait", "--for=delete", *[f"namespace/{ns}" for ns in namespaces], "--timeout=120s",
+                        check=False, timeout=150)
+
+
+def subprocess_run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_plain_http_rule_lets_its_namespace_through_and_denies_others(mixed):
+    rc, code, body = mixed["curl"]("mirror", "http://deb.debian.org/debian/dists/stable/Release")
+    assert (rc, code) == (0, 200), body
+    seen = echo(body)
+    assert seen["tls"] is False and seen["sni"] is None and seen["host"] == "deb.debian.org", seen
+    assert seen["client"] in mixed["gw_ips"] and seen["server_port"] == 80, seen
+    rc, code, body = mixed["curl"]("other", "http://deb.debian.org/debian/")
+    assert (rc, code) == (0, 403) and "RBAC: access denied" in body, body
+
+
+def test_origination_with_a_client_certificate_and_l7_rules(mixed):
+    """The payments rule: POST to a listed path gets through; the gateway originates mutual TLS
+    to port 8443 with the client certificate of the secret it names (the server saw it); a GET,
+    or a path not listed, is denied by the rule's L7 limits."""
+    rc, code, body = mixed["curl"]("pay", "http://api.payments.example.com/v2/charges", "-X", "POST", "-d", "{}")
+    assert (rc, code) == (0, 200), body
+    seen = echo(body)
+    assert seen["tls"] is True and seen["sni"] == "api.payments.example.com" and seen["server_port"] == 8443, seen
+    assert seen["client"] in mixed["gw_ips"] and seen["method"] == "POST", seen
+    assert seen["client_cert"] and ["commonName", "payments-client"] in seen["client_cert"]["subject"], seen
+    for args in (("http://api.payments.example.com/v2/charges",),
+                 ("http://api.payments.example.com/v2/other", "-X", "POST")):
+        rc, code, body = mixed["curl"]("pay", *args)
+        assert (rc, code) == (0, 403), (args, body)
