@@ -100,6 +100,7 @@ def test_probing_uses_the_shared_connection_and_returns_the_report(monkeypatch):
         seen.update(client=client, make_api=make_api, concurrency=concurrency, probe=probe, timeout=options.timeout)
         return {"matrix": [], "passed": True}
 
+    monkeypatch.setattr(access_probe, "HAS_KUBERNETES", True)  # ansible-test's unit venv has no kubernetes library
     monkeypatch.setattr(access_probe, "get_api_client", fake_api_client)
     monkeypatch.setattr(access_probe, "get_client", lambda api_client: ("client", api_client))
     monkeypatch.setattr(access_probe, "thread_api_factory", lambda api_client: ("factory", api_client))
@@ -108,3 +109,12 @@ def test_probing_uses_the_shared_connection_and_returns_the_report(monkeypatch):
     assert not out.failed and out.result["passed"] is True
     assert seen == {"kubeconfig": "/k", "client": ("client", "api-client"), "make_api": ("factory", "api-client"),
                     "concurrency": 3, "probe": True, "timeout": 4}
+
+
+def test_probing_without_the_kubernetes_library_says_so(monkeypatch):
+    monkeypatch.setattr(access_probe, "HAS_KUBERNETES", False)
+    monkeypatch.setattr(access_probe, "KUBERNETES_IMPORT_ERROR", "No module named 'kubernetes'")
+    out = _run(monkeypatch, {"policy": SEED})
+    assert out.failed and "kubernetes" in out.result["msg"]
+    # the matrix needs no library
+    assert not _run(monkeypatch, {"policy": SEED, "matrix_only": True}).failed
