@@ -96,6 +96,16 @@ options:
         O(components), C(manage=true) and C(method=configmap), the outbound traffic policy is set
         in (or, with O(state=absent), restored to) Istio's mesh ConfigMap.
     type: dict
+  wait:
+    description:
+      - After applying, wait until every Deployment among O(resources) is Available (the managed
+        gateway). Not in check mode, not with O(state=absent).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait with O(wait).
+    type: int
+    default: 300
   workers:
     description: Requests sent concurrently within one step.
     type: int
@@ -186,7 +196,7 @@ mesh_changed:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.meshguard.egress.plugins.module_utils.apply import (
-    COMPONENT_MESH, COMPONENTS, ApplyError, apply_objects, mesh_configmap, select_components)
+    COMPONENT_MESH, COMPONENTS, ApplyError, apply_objects, mesh_configmap, select_components, wait_available)
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import (
     AUTH_ARG_SPEC, HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClientError, get_client)
 
@@ -204,6 +214,8 @@ def main():
         create_namespaces=dict(type="bool", default=False),
         mesh_config=dict(type="dict"),
         workers=dict(type="int", default=8),
+        wait=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=300),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_KUBERNETES:
@@ -240,6 +252,9 @@ def main():
             params["components"], state=params["state"], force=params["force"], check_mode=module.check_mode,
             diff=module._diff, api_versions=params["api_versions"], create_namespaces=params["create_namespaces"],
             prune=params["prune"], workers=params["workers"])
+        if params["wait"] and params["state"] == "present" and not module.check_mode:
+            wait_available(client, select_components(params["resources"], params["components"]),
+                           params["wait_timeout"])
         if do_mesh and params["state"] == "absent":
             mesh_result = mesh_configmap(client, mesh, params["policy_name"], "absent", module.check_mode,
                                          module._diff)

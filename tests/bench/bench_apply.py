@@ -68,10 +68,13 @@ def sh(args, env, check=True, timeout=3600):
     return proc
 
 
-def timed(args, env, check=True):
+def timed(args, env, check=True, label=None):
     start = time.perf_counter()
     proc = sh(args, env, check)
-    return time.perf_counter() - start, proc
+    elapsed = time.perf_counter() - start
+    if label:
+        print("  %-42s %8.2f s" % (label, elapsed), flush=True)
+    return elapsed, proc
 
 
 def render(vars_data, outdir):
@@ -140,10 +143,10 @@ def main():
         times = {"site": [], "kubectl": [], "naive": [], "site_rerun": [], "kubectl_rerun": []}
         writes_on_rerun = []
         for dummy in range(REPEAT):
-            t, dummy_proc = timed(site, env)
+            t, dummy_proc = timed(site, env, label="site, cold")
             times["site"].append(t)
             before = versions(kubectl, env)
-            t, proc = timed(site, env)
+            t, proc = timed(site, env, label="site, re-run")
             times["site_rerun"].append(t)
             after = versions(kubectl, env)
             writes_on_rerun.append(sum(1 for k in before if after.get(k) != before[k]))
@@ -151,14 +154,14 @@ def main():
                 print("bench-apply: WARNING: the site re-run reported changes", flush=True)
             sh(teardown, env)
 
-            t, dummy_proc = timed(kubectl_apply, env)
+            t, dummy_proc = timed(kubectl_apply, env, label="kubectl apply --server-side, cold")
             times["kubectl"].append(t)
-            t, dummy_proc = timed(kubectl_apply, env)
+            t, dummy_proc = timed(kubectl_apply, env, label="kubectl apply --server-side, re-run")
             times["kubectl_rerun"].append(t)
             sh(kubectl_delete, env)
 
             if NAIVE:
-                t, dummy_proc = timed([playbook, naive_file], env)
+                t, dummy_proc = timed([playbook, naive_file], env, label="naive playbook")
                 times["naive"].append(t)
                 sh(kubectl_delete, env)
         sh(teardown, env)

@@ -372,3 +372,26 @@ def test_mesh_configmap_check_mode_and_missing_configmap():
     with pytest.raises(ap.ApplyError) as info:
         ap.mesh_configmap(FakeClient(), mesh_cfg(), "default")
     assert "ConfigMap istio-system/istio not found" in str(info.value)
+
+
+# --- waiting for the gateway, the role filters ----------------------------------------------
+
+def _deployment(generation=1, observed=1, available="True"):
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "gw", "namespace": "istio-system", "generation": generation},
+            "status": {"observedGeneration": observed,
+                       "conditions": [{"type": "Available", "status": available, "message": "waiting"}]}}
+
+
+def test_wait_available_returns_when_available_and_names_the_laggard_on_timeout():
+    cluster = FakeClient([_deployment()])
+    ap.wait_available(cluster, [_deployment()], timeout=0)
+    cluster = FakeClient([_deployment(generation=2, observed=1)])
+    ticks = iter(range(100))
+    with pytest.raises(ap.ApplyError) as info:
+        ap.wait_available(cluster, [_deployment()], timeout=3, clock=lambda: next(ticks), sleep=lambda s: None)
+    assert "Deployment istio-system/gw" in str(info.value) and "generation 2" in str(info.value)
+    cluster = FakeClient([_deployment(available="False")])
+    with pytest.raises(ap.ApplyError) as info:
+        ap.wait_available(cluster, [_deployment()], timeout=0, sleep=lambda s: None)
+    assert "Available=False: waiting" in str(info.value)
