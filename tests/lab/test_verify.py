@@ -463,6 +463,7 @@ def _client_certificate(lab, tmp_path, namespace, name):
     subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(pki / "ca.crt"), "-CAkey",
                     str(pki / "ca.key"), "-CAcreateserial", "-days", "1", "-out", str(crt)], check=True,
                    capture_output=True)
+    lab.kubectl_run("-n", namespace, "delete", "secret", name, "--ignore-not-found")
     lab.kubectl_run("-n", namespace, "create", "secret", "generic", name, "--from-file=tls.crt=%s" % crt,
                     "--from-file=tls.key=%s" % key, "--from-file=ca.crt=%s" % (pki / "ca.crt"))
 
@@ -491,17 +492,24 @@ def test_example_verifies_green_after_site(request, tmp_path, example):
                                     check=False)
         applied = play(lab, tmp_path, "site", policy)
         assert applied.rc == 0, applied
-        for rule in model.rules:
-            if rule.credential_name:
-                _client_certificate(lab, tmp_path, model.gateway["namespace"], rule.credential_name)
-        report_dir = tmp_path / "reports"
-        report_dir.mkdir()
-        for attempt in range(3):  # istiod's push after site may still be on its way
-            proc, report = _playbook(lab, report_dir, policy, "meshguard_egress_verify_unlisted_host=" + UNLISTED_HOST,
-                                     "meshguard_egress_verify_timeout=5")
-            if report is not None and report["summary"]["passed"]:
-                break
-            time.sleep(5 * (attempt + 1))
+        secrets = [rule.credential_name for rule in model.rules if rule.credential_name]
+        try:
+            for name in secrets:
+                _client_certificate(lab, tmp_path, model.gateway["namespace"], name)
+            report_dir = tmp_path / "reports"
+            report_dir.mkdir()
+            for attempt in range(3):  # istiod's push after site may still be on its way
+                proc, report = _playbook(lab, report_dir, policy,
+                                         "meshguard_egress_verify_unlisted_host=" + UNLISTED_HOST,
+                                         "meshguard_egress_verify_timeout=5")
+                if report is not None and report["summary"]["passed"]:
+                    break
+                time.sleep(5 * (attempt + 1))
+        finally:
+            # ours, not the policy's: teardown leaves a namespace that still holds it
+            for name in secrets:
+                lab.kubectl_run("-n", model.gateway["namespace"], "delete", "secret", name, "--ignore-not-found",
+                                check=False)
         assert report is not None, proc.stdout[-4000:]
         assert proc.returncode == 0 and report["summary"]["passed"], "\n".join(report["mismatches"])
         assert not _probe_pods_left(lab)
