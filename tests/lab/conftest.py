@@ -81,9 +81,10 @@ def rendered_examples(tmp_path_factory):
 def dataplane(lab):
     """The lab, with its data plane running (README "The data plane"). Where this machine
     cannot run it, the tests that need it skip with the reason, and fail under
-    MESHGUARD_REQUIRE_LAB=1 (unless it was switched off on purpose: MESHGUARD_LAB_DATAPLANE=0)."""
+    MESHGUARD_REQUIRE_LAB=1 (unless it was switched off on purpose: MESHGUARD_LAB_DATAPLANE=0 or
+    MESHGUARD_LAB_ISTIOD=0)."""
     if not lab.dataplane:
-        if os.environ.get("MESHGUARD_LAB_DATAPLANE") == "0":
+        if lab.dataplane_mode.startswith("off ("):  # switched off on purpose (lab.sh decide_dataplane)
             pytest.skip(f"lab data plane: {lab.dataplane_mode}")
         _unavailable(f"lab data plane: {lab.dataplane_mode}")
     return lab

@@ -173,6 +173,23 @@ class Lab:
                 stats[name] = int(value)
         return stats
 
+    def internet_requests(self, since: float = 0.0) -> list[dict]:
+        """Every request the lab internet's echo servers answered at or after `since` (a
+        time.time() value), oldest first: the echo() fields plus "time". Proof that a blocked
+        request never reached the server, whatever the client saw."""
+        path = Path(self.state, "dataplane", "requests.log")
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("time", 0) >= since:
+                out.append(entry)
+        return out
+
     def wait_ready(self, namespace: str, *pods: str, timeout: float = 120) -> None:
         """Wait for pods to be Ready (with the data plane: their proxy's /healthz/ready)."""
         self.kubectl_run("-n", namespace, "wait", "--for=condition=Ready", *[f"pod/{p}" for p in pods],

@@ -350,7 +350,7 @@ cmd_up() {
   wait_for 60 "default service account" kc -n default get serviceaccount default || die "controller-manager not working"
 
   kc apply --server-side -f "$LAB_DIR/manifests/nodes.yaml" >/dev/null
-  wait_for 60 "nodes Ready" kc wait --for=condition=Ready node --all --timeout=5s || die "kwok nodes not Ready"
+  wait_for 120 "nodes Ready" kc wait --for=condition=Ready node --all --timeout=5s || die "kwok nodes not Ready"
 
   lab_log "installing Istio CRDs ($ISTIO_MODULE_VERSION)"
   kc apply --server-side -f "$ISTIO_BIN/crd-all.gen.yaml" >/dev/null
