@@ -35,7 +35,7 @@ echo "lint.sh: ansible-lint done in $((SECONDS - start))s (rc so far $rc)" >&2
 # Role variable names. The product contract prefixes every role variable with
 # meshguard_egress_ (the roles share their inputs, e.g. meshguard_egress_rules), which
 # ansible-lint's var-naming[no-role-prefix] (role-name prefix, e.g. render_) cannot express;
-# .ansible-lint skips that one sub-rule and this check enforces our prefix instead:
+# each such line carries a noqa for that sub-rule (see .ansible-lint) and this check enforces our prefix:
 # variables defined by a role (defaults/, vars/, meta/argument_specs.yml options, and in its
 # tasks/handlers: register, set_fact, task/block vars, loop_control.loop_var) must start with
 # meshguard_egress_ (or __meshguard_egress_ for internal ones).
@@ -103,6 +103,45 @@ for line in bad:
 print(f"role variable prefix: {len(bad)} finding(s)", file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
+
+# A consumer's view: a project of a user that installs this collection next to its own
+# playbook (as AWX projects do, collections/ansible_collections/...) and includes every role,
+# linted with the production profile and no skips of ours (our .ansible-lint does not travel
+# with the collection). Our roles carry their noqa comments in their own files.
+echo "=== consumer project: ansible-lint production, no config of ours ===" >&2
+consumer=$(mktemp -d)
+trap 'rm -rf "$consumer"' EXIT
+mkdir -p "$consumer/collections/ansible_collections/$ns/$name"
+git ls-files -co --exclude-standard -z | (cd "$here" && xargs -0 tar -cf - --no-recursion 2>/dev/null) \
+  | tar -xf - -C "$consumer/collections/ansible_collections/$ns/$name"
+{
+  echo "---"
+  echo "- name: Bootstrap egress for our cluster"
+  echo "  hosts: localhost"
+  echo "  gather_facts: false"
+  echo "  tasks:"
+  for role in roles/*/; do
+    role=$(basename "$role")
+    echo "    - name: Include $role"
+    echo "      ansible.builtin.include_role:"
+    echo "        name: $ns.$name.$role"
+  done
+} >"$consumer/site.yml"
+printf -- '---\nprofile: production\noffline: true\n' >"$consumer/.ansible-lint"
+printf '[defaults]\ncollections_path = ./collections\n' >"$consumer/ansible.cfg"
+(cd "$consumer" && git init -q . && ANSIBLE_COLLECTIONS_PATH="$consumer/collections" ansible-lint site.yml) || rc=1
+
+# The release tarball holds the collection only: no rendered output, build trees, caches or the
+# lab (galaxy.yml build_ignore).
+echo "=== collection tarball: no out/, build/, tests/lab/, caches ===" >&2
+tarball_dir="$consumer/tarball"
+mkdir -p "$tarball_dir"
+if ansible-galaxy collection build --output-path "$tarball_dir" "$here" >/dev/null; then
+  leaked=$(tar -tzf "$tarball_dir"/*.tar.gz | grep -E '^(out|build|\.ci|tests/lab|tests/output)/|__pycache__|\.tar\.gz$' || true)
+  if [ -n "$leaked" ]; then echo "lint.sh: the tarball ships files it must not:" >&2; echo "$leaked" | head -20 >&2; rc=1; fi
+else
+  echo "lint.sh: ansible-galaxy collection build failed" >&2; rc=1
+fi
 
 echo "=== yamllint -s . ===" >&2
 start=$SECONDS
