@@ -404,13 +404,25 @@ class Proxy:
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
         self.sock = None
+        self.down = False
         self.start()
 
     def start(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(64)
+        self.down = False
+        deadline = time.monotonic() + 30
+        while True:  # the port may stay busy for a moment after a cut (sockets closing)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        sock.listen(64)
+        self.sock = sock
         threading.Thread(target=self._accept, args=(self.sock,), daemon=True).start()
 
     def _accept(self, sock):
@@ -425,6 +437,10 @@ class Proxy:
                 client.close()
                 continue
             with self.lock:
+                if self.down:  # accepted while being cut
+                    for s in (client, upstream):
+                        s.close()
+                    continue
                 self.conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -445,6 +461,8 @@ class Proxy:
                     s.shutdown(socket.SHUT_RDWR)
 
     def cut(self):
+        with self.lock:
+            self.down = True
         self.sock.close()
         with self.lock:
             for s in self.conns:
