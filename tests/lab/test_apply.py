@@ -204,9 +204,10 @@ def test_example_converges_on_the_lab_idempotently_and_tears_down(lab, tmp_path,
     # existing gateway when it reuses one (the gateway namespace itself the role creates)
     for rev in sorted(revisions(objs) | {(policy.get("meshguard_egress_mesh") or {}).get("revision")} - {None}):
         lab.ensure_revision(rev)
-    clients = sorted(referenced_namespaces(objs) | set((policy.get("meshguard_egress_network_policy") or {})
-                                                         .get("namespaces") or [])
-                     | set((policy.get("meshguard_egress_mesh") or {}).get("namespaces") or []))
+    netpol = policy.get("meshguard_egress_network_policy") or {}
+    mesh = policy.get("meshguard_egress_mesh") or {}
+    clients = sorted(referenced_namespaces(objs) | set(netpol.get("namespaces") or [])
+                     | set(mesh.get("namespaces") or []))
     with namespaces(lab, *clients), existing_gateway(lab, example), torn_down(lab, tmp_path, policy):
         first = play(lab, tmp_path, "site", policy)
         assert first.rc == 0, first
