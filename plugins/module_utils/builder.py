@@ -24,9 +24,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshguard.egress.plugins.module_utils.labels import (  # noqa: F401 (re-exported)
+from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     ANNOTATION_HOSTS, COMPONENT_DEFAULT_DENY, COMPONENT_GATEWAY, COMPONENT_MESH, COMPONENT_NETPOL, COMPONENT_RULE,
-    LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_POLICY, LABEL_RULE, MANAGED_BY, ownership_labels)
+    ownership_labels)
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import (
     DEFAULT_POLICY_NAME, NAME_SEPARATOR, subset_name)
 
