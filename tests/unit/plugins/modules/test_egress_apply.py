@@ -9,62 +9,24 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
-import pytest
-
-from ansible.module_utils import basic
-
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources, mesh_config
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.plugins.modules import egress_apply
+from ansible_collections.meshguard.egress.tests.unit.plugins.modules.module_harness import run_module
 from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils.fake_k8s import FakeClient
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-
-    from ansible.module_utils.common.text.converters import to_bytes
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
-
-
-class _Exit(Exception):
-    def __init__(self, result, failed):
-        super(_Exit, self).__init__(result)
-        self.result = result
-        self.failed = failed
 
 
 def _run(monkeypatch, args, client):
     created = []
 
-    def exit_json(module, **kwargs):
-        raise _Exit(kwargs, False)
-
-    def fail_json(module, **kwargs):
-        raise _Exit(kwargs, True)
-
     def get_client(module):
         created.append(module)
         return client
 
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     monkeypatch.setattr(egress_apply, "get_client", get_client)
-    with patch_module_args(args):
-        with pytest.raises(_Exit) as info:
-            egress_apply.main()
-    info.value.clients = len(created)
-    return info.value
+    ended = run_module(monkeypatch, egress_apply, args)
+    ended.clients = len(created)
+    return ended
 
 
 def _policy():

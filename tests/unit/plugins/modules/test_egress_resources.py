@@ -7,51 +7,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
-import pytest
-
-from ansible.module_utils import basic
-
 from ansible_collections.meshguard.egress.plugins.modules import egress_resources
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-
-    from ansible.module_utils.common.text.converters import to_bytes
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
-
-
-class _Exit(Exception):
-    def __init__(self, result, failed):
-        super(_Exit, self).__init__(result)
-        self.result = result
-        self.failed = failed
+from ansible_collections.meshguard.egress.tests.unit.plugins.modules.module_harness import run_module
 
 
 def _run(monkeypatch, args):
-    def exit_json(module, **kwargs):
-        raise _Exit(kwargs, False)
-
-    def fail_json(module, **kwargs):
-        raise _Exit(kwargs, True)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    with patch_module_args(args):
-        with pytest.raises(_Exit) as info:
-            egress_resources.main()
-    return info.value
+    return run_module(monkeypatch, egress_resources, args)
 
 
 SEED = {"rules": [{"name": "baidu", "hosts": ["www.baidu.com"],
