@@ -7,7 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshguard.egress.plugins.module_utils.workload import gateway_workload, select_components
+from ansible_collections.meshguard.egress.plugins.module_utils.labels import select_components
+from ansible_collections.meshguard.egress.plugins.module_utils.workload import gateway_workload
 
 
 class FilterModule(object):

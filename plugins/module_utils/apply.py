@@ -46,7 +46,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     ANNOTATION_HOSTS, COMPONENT_DEFAULT_DENY, COMPONENT_GATEWAY, COMPONENT_MESH, COMPONENT_NETPOL, COMPONENT_RULE,
     COMPONENTS, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_POLICY, LABEL_RULE, MANAGED_BY, is_owned, managed_selector,
-    ownership_labels)
+    ownership_labels, select_components)
 
 try:
     import yaml
@@ -299,17 +299,6 @@ def check_objects(objects, policy_name, components):
             problems.append("%s: component %r is not managed by this call (components: %s)"
                             % (where, component, ", ".join(components)))
     return problems
-
-
-def select_components(objects, components):
-    """The objects whose component label is one of `components` (objects without labels are
-    kept, so that check_objects reports them)."""
-    selected = []
-    for obj in objects or []:
-        labels = ((obj or {}).get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
-        if not labels or labels.get(LABEL_COMPONENT) in components:
-            selected.append(obj)
-    return selected
 
 
 def _scan_plan(objects, components, api_versions):
@@ -689,6 +678,64 @@ def restore_mesh_text(text, previous):
     if not otp:
         del data["outboundTrafficPolicy"]
     return yaml.safe_dump(data, default_flow_style=False, sort_keys=True), True
+
+
+def converge(client, resources, policy_name, components, state="present", mesh=None, force=False, check_mode=False,
+             diff=False, api_versions=None, create_namespaces=False, prune=True, workers=8, wait=False,
+             wait_timeout=300):
+    """One egress_apply run: the objects of `components` applied (or removed), pruned, the
+    gateway waited for, and the mesh ConfigMap (`mesh`, the builder's mesh_config, or None)
+    changed. Returns (result, warnings); raises ApplyError.
+
+    The mesh setting goes first on apply (REGISTRY_ONLY before any route: fail closed) and last
+    on teardown (the mesh stays closed until our routes are gone)."""
+    result = {"changed": False, "mesh_changed": False}
+    warnings, mesh_diffs = [], []
+
+    def mesh_step(step_state):
+        done = mesh_configmap(client, mesh, policy_name, step_state, check_mode, diff)
+        result["mesh_changed"] = done["changed"]
+        mesh_diffs.extend(done["diff"])
+        warnings.extend(done["warnings"])
+
+    selected = select_components(resources, components)
+    if mesh and state == "present":
+        mesh_step("present")
+    applied = apply_objects(client, selected, policy_name, components, state=state, force=force,
+                            check_mode=check_mode, diff=diff, api_versions=api_versions,
+                            create_namespaces=create_namespaces, prune=prune, workers=workers)
+    if wait and state == "present" and not check_mode:
+        wait_available(client, selected, wait_timeout)
+    if mesh and state == "absent":
+        mesh_step("absent")
+    warnings = applied.pop("warnings") + warnings
+    diffs = applied.pop("diff") + mesh_diffs
+    result.update(applied)
+    result["changed"] = bool(applied["changed"] or result["mesh_changed"])
+    if diff and diffs:
+        result["diff"] = diffs
+    return result, warnings
+
+
+def configmap_to_manage(mesh, components):
+    """The builder's mesh_config when this run changes the mesh ConfigMap (component
+    mesh-config, managed, method configmap), else None; ValueError when it lacks a key."""
+    if not (mesh and COMPONENT_MESH in components and mesh.get("manage", True) and mesh.get("method") == "configmap"):
+        return None
+    missing = [k for k in ("namespace", "configmap", "outbound_policy") if not mesh.get(k)]
+    if missing:
+        raise ValueError("mesh_config lacks %s; pass the mesh_config result of meshguard.egress.egress_resources"
+                         % ", ".join(missing))
+    return mesh
+
+
+def failure_result(exc):
+    """The module result for an ApplyError: what was done before it failed (changed when
+    anything was written), without the diff and warnings."""
+    partial = dict((k, v) for k, v in exc.partial.items() if k not in ("diff", "warnings"))
+    if exc.partial.get("created") or exc.partial.get("updated") or exc.partial.get("deleted"):
+        partial["changed"] = True
+    return partial
 
 
 def mesh_configmap(client, mesh, policy_name, state="present", check_mode=False, diff=False):

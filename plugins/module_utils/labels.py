@@ -59,6 +59,18 @@ def managed_selector():
     return label_selector({LABEL_MANAGED_BY: MANAGED_BY})
 
 
+def select_components(objects, components):
+    """The objects whose component label is one of `components`, in their order. An object
+    without labels is kept, so that the apply's checks report it rather than drop it silently
+    (every object the builder makes is labelled)."""
+    selected = []
+    for obj in objects or []:
+        labels = ((obj or {}).get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
+        if not labels or labels.get(LABEL_COMPONENT) in (components or ()):
+            selected.append(obj)
+    return selected
+
+
 def is_owned(obj, policy_name):
     """True when `obj` (a dict with metadata.labels) belongs to policy `policy_name`."""
     labels = ((obj or {}).get("metadata") or {}).get("labels") or {}

@@ -11,14 +11,7 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.meshguard.egress.plugins.module_utils.labels import COMPONENT_GATEWAY, LABEL_COMPONENT
-
-
-def select_components(resources, components):
-    """The objects whose component label is one of `components`, in their order."""
-    wanted = set(components or [])
-    return [obj for obj in resources or []
-            if ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_COMPONENT) in wanted]
+from ansible_collections.meshguard.egress.plugins.module_utils.labels import COMPONENT_GATEWAY, select_components
 
 
 def gateway_workload(resources, pdb=True, autoscaling=None):

@@ -196,7 +196,7 @@ mesh_changed:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.meshguard.egress.plugins.module_utils.apply import (
-    COMPONENT_MESH, COMPONENTS, ApplyError, apply_objects, mesh_configmap, select_components, wait_available)
+    COMPONENTS, ApplyError, configmap_to_manage, converge, failure_result)
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import (
     AUTH_ARG_SPEC, HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClientError, get_client)
 
@@ -221,64 +221,29 @@ def main():
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     params = module.params
-    mesh = params["mesh_config"]
-    do_mesh = bool(mesh and COMPONENT_MESH in params["components"] and mesh.get("manage", True)
-                   and mesh.get("method") == "configmap")
-    if do_mesh:
-        missing = [k for k in ("namespace", "configmap", "outbound_policy") if not mesh.get(k)]
-        if missing:
-            module.fail_json(msg="mesh_config lacks %s; pass the mesh_config result of "
-                                 "meshguard.egress.egress_resources" % ", ".join(missing))
+    try:
+        mesh = configmap_to_manage(params["mesh_config"], params["components"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
 
     try:
         client = get_client(module)
     except ClientError as exc:
         module.fail_json(msg=str(exc))
 
-    result = dict(changed=False, mesh_changed=False)
-    diffs = []
     try:
-        # The mesh setting goes first on apply (REGISTRY_ONLY before any route: fail closed) and
-        # last on teardown (the mesh stays closed until our routes are gone).
-        if do_mesh and params["state"] == "present":
-            mesh_result = mesh_configmap(client, mesh, params["policy_name"], "present", module.check_mode,
-                                         module._diff)
-            result["mesh_changed"] = mesh_result["changed"]
-            diffs.extend(mesh_result["diff"])
-            for warning in mesh_result["warnings"]:
-                module.warn(warning)
-        applied = apply_objects(
-            client, select_components(params["resources"], params["components"]), params["policy_name"],
-            params["components"], state=params["state"], force=params["force"], check_mode=module.check_mode,
-            diff=module._diff, api_versions=params["api_versions"], create_namespaces=params["create_namespaces"],
-            prune=params["prune"], workers=params["workers"])
-        if params["wait"] and params["state"] == "present" and not module.check_mode:
-            wait_available(client, select_components(params["resources"], params["components"]),
-                           params["wait_timeout"])
-        if do_mesh and params["state"] == "absent":
-            mesh_result = mesh_configmap(client, mesh, params["policy_name"], "absent", module.check_mode,
-                                         module._diff)
-            result["mesh_changed"] = mesh_result["changed"]
-            diffs.extend(mesh_result["diff"])
-            for warning in mesh_result["warnings"]:
-                module.warn(warning)
+        result, warnings = converge(
+            client, params["resources"], params["policy_name"], params["components"], state=params["state"],
+            mesh=mesh, force=params["force"], check_mode=module.check_mode, diff=module._diff,
+            api_versions=params["api_versions"], create_namespaces=params["create_namespaces"], prune=params["prune"],
+            workers=params["workers"], wait=params["wait"], wait_timeout=params["wait_timeout"])
     except ApplyError as exc:
-        partial = dict((k, v) for k, v in exc.partial.items() if k not in ("diff", "warnings"))
         for warning in exc.partial.get("warnings", []):
             module.warn(warning)
-        if exc.partial.get("created") or exc.partial.get("updated") or exc.partial.get("deleted"):
-            partial["changed"] = True
-        module.fail_json(msg=str(exc), **partial)
-
-    for warning in applied.pop("warnings"):
+        module.fail_json(msg=str(exc), **failure_result(exc))
+    for warning in warnings:
         module.warn(warning)
-    diffs = applied.pop("diff") + diffs
-    result.update(applied)
-    result["changed"] = bool(applied["changed"] or result["mesh_changed"])
-    if module._diff and diffs:
-        result["diff"] = diffs
     module.exit_json(**result)
-
 
 if __name__ == "__main__":
     main()

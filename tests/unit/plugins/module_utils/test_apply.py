@@ -395,3 +395,15 @@ def test_wait_available_returns_when_available_and_names_the_laggard_on_timeout(
     with pytest.raises(ap.ApplyError) as info:
         ap.wait_available(cluster, [_deployment()], timeout=0, sleep=lambda s: None)
     assert "Available=False: waiting" in str(info.value)
+
+
+def test_the_mesh_configmap_is_managed_only_for_its_component_and_method():
+    from ansible_collections.meshguard.egress.plugins.module_utils.apply import configmap_to_manage
+    mesh = {"manage": True, "method": "configmap", "namespace": "istio-system", "configmap": "istio",
+            "outbound_policy": "REGISTRY_ONLY"}
+    assert configmap_to_manage(mesh, ["mesh-config"]) is mesh
+    assert configmap_to_manage(mesh, ["rule"]) is None
+    assert configmap_to_manage(dict(mesh, method="sidecar"), ["mesh-config"]) is None
+    assert configmap_to_manage(dict(mesh, manage=False), ["mesh-config"]) is None
+    with pytest.raises(ValueError, match="lacks configmap"):
+        configmap_to_manage(dict(mesh, configmap=""), ["mesh-config"])

@@ -11,7 +11,8 @@ from ansible_collections.meshguard.egress.plugins.filter.egress import FilterMod
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import LABEL_COMPONENT, is_owned
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
-from ansible_collections.meshguard.egress.plugins.module_utils.workload import gateway_workload, select_components
+from ansible_collections.meshguard.egress.plugins.module_utils.labels import select_components
+from ansible_collections.meshguard.egress.plugins.module_utils.workload import gateway_workload
 
 OBJS = build_resources(normalize_policy({"rules": [{"name": "baidu", "hosts": ["www.baidu.com"],
                                                     "allow": [{"namespace": "bookinfo"}]}]}))
