@@ -245,5 +245,6 @@ def main():
         module.warn(warning)
     module.exit_json(**result)
 
+
 if __name__ == "__main__":
     main()
