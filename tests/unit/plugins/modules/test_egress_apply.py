@@ -24,6 +24,8 @@ def _run(monkeypatch, args, client):
         return client
 
     monkeypatch.setattr(egress_apply, "get_client", get_client)
+    # The fake client stands in for the kubernetes library, which ansible-test's units venv lacks.
+    monkeypatch.setattr(egress_apply, "HAS_KUBERNETES", True)
     ended = run_module(monkeypatch, egress_apply, args)
     ended.clients = len(created)
     return ended
