@@ -28,7 +28,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     ANNOTATION_HOSTS, COMPONENT_DEFAULT_DENY, COMPONENT_GATEWAY, COMPONENT_MESH, COMPONENT_NETPOL, COMPONENT_RULE,
     ownership_labels)
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import (
-    DEFAULT_POLICY_NAME, NAME_SEPARATOR, subset_name)
+    DEFAULT_POLICY_NAME, NAME_SEPARATOR, ORIGINATION_ALIAS_DOMAIN, subset_name)
 
 DRY_RUN_ANNOTATION = "istio.io/dry-run"
 
@@ -88,10 +88,6 @@ def gateway_host_object_name(policy, rule, host):
 
 # Request headers the egress gateway strips before a request leaves the mesh.
 INTERNAL_REQUEST_HEADERS = ("x-forwarded-client-cert", "x-forwarded-for", "x-envoy-external-address")
-
-# The domain of the names under which only the gateway knows an originate host's TLS port.
-ORIGINATION_ALIAS_DOMAIN = "egress.meshguard.internal"
-
 
 def origination_host(host):
     """The name the gateway routes an originate host's traffic to (see gateway_service_entry)."""

@@ -36,7 +36,7 @@ SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 TOP_DEFAULTS = {"trust_domain": "cluster.local", "cluster_domain": "cluster.local",
                 "policy_name": "default", "name_prefix": "meshguard-", "allow_empty": False}
 # The policy whose object names omit the policy name (the seed's names stay readable); every
-# other policy's names carry it, after NAME_SEPARATOR (see builder.rule_base_name).
+# other policy's names carry it, after NAME_SEPARATOR (see builder.policy_object_name).
 DEFAULT_POLICY_NAME = "default"
 # "--" separates the policy name from the rule name in object names; rule names, policy names
 # and the name prefix may not contain it, so names of two policies can never coincide.
@@ -46,6 +46,9 @@ RESERVED_RULE_NAMES = ("allow-nothing", "anti-bypass", "outbound-policy")
 # Namespaces the anti-bypass NetworkPolicies never cover by default: the control plane's own
 # pods (CoreDNS must reach the upstream resolvers outside the cluster).
 DEFAULT_NETPOL_EXCLUDED = ("kube-node-lease", "kube-public", "kube-system")
+# The domain of the names under which only the gateway knows an originate host's TLS port
+# (builder.gateway_service_entry); no rule may name a host in it.
+ORIGINATION_ALIAS_DOMAIN = "egress.meshguard.internal"
 
 RULE_KEYS = ("name", "hosts", "tls", "port", "allow", "http", "dry_run", "credential_name", "ca_certificates")
 # The OS CA bundle in Istio's proxy images (Debian/Ubuntu and distroless bases): the gateway
@@ -228,8 +231,8 @@ def host_problem(host):
                     "1-63 characters)" % label)
     if labels[-1].isdigit():
         return "the top-level label must not be numeric"
-    if host.endswith(".egress.meshguard.internal"):
-        return "names under egress.meshguard.internal are the gateway's own aliases of originate hosts"
+    if host.endswith("." + ORIGINATION_ALIAS_DOMAIN):
+        return "names under %s are the gateway's own aliases of originate hosts" % ORIGINATION_ALIAS_DOMAIN
     for suffix in _IN_CLUSTER_SUFFIXES:
         if host.endswith(suffix):
             return ("%r is an in-cluster name (ends with %s); egress rules are for external hosts"
@@ -671,7 +674,7 @@ def normalize_policy(raw):
         "security": _enum(errs, "api_versions.security", api.get("security"), SECURITY_VERSIONS,
                           SECURITY_VERSIONS[0]),
     }
-    network_policy = _normalize_network_policy(errs, raw, gateway, mesh)
+    network_policy = _normalize_network_policy(errs, raw, gateway)
 
     policy_name = _as_str(errs, "policy_name", raw.get("policy_name"), TOP_DEFAULTS["policy_name"])
     policy_name = _check_label(errs, "policy_name", policy_name, "policy name")
@@ -754,7 +757,7 @@ def _cidr_problem(value):
     return None
 
 
-def _normalize_network_policy(errs, raw, gateway, mesh):
+def _normalize_network_policy(errs, raw, gateway):
     """Anti-bypass NetworkPolicies: which namespaces they cover.
 
     Covered = `namespaces` (named by the user) plus `network_policy_discovered` (the namespaces

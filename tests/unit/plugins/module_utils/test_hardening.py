@@ -164,3 +164,8 @@ def test_an_empty_policy_needs_an_explicit_opt_in():
     with pytest.raises(PolicyError, match="allow_empty"):
         normalize_policy({"rules": []})
     assert normalize_policy({"rules": [], "allow_empty": True}).rules == []
+
+
+def test_1_no_rule_may_name_a_host_under_the_gateways_alias_domain():
+    with pytest.raises(PolicyError, match=r"hosts\[0\].*egress.meshguard.internal"):
+        normalize_policy({"rules": [dict(SEED["rules"][0], hosts=["www.baidu.com.egress.meshguard.internal"])]})
