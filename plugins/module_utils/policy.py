@@ -79,14 +79,22 @@ _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
 
-class PolicyError(ValueError):
-    """The policy is invalid. ``errors`` holds one line per problem."""
+class InputError(ValueError):
+    """Invalid input. ``errors`` holds one line per problem; SUBJECT names what was checked."""
+
+    SUBJECT = "input"
 
     def __init__(self, errors):
         self.errors = list(errors)
-        super(PolicyError, self).__init__(
-            "invalid meshguard.egress policy (%d problem%s):\n  - %s"
-            % (len(self.errors), "" if len(self.errors) == 1 else "s", "\n  - ".join(self.errors)))
+        super(InputError, self).__init__(
+            "invalid meshguard.egress %s (%d problem%s):\n  - %s"
+            % (self.SUBJECT, len(self.errors), "" if len(self.errors) == 1 else "s", "\n  - ".join(self.errors)))
+
+
+class PolicyError(InputError):
+    """The policy is invalid."""
+
+    SUBJECT = "policy"
 
 
 class _Errors:

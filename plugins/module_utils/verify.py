@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import LABEL_COMPONENT, LABEL_MANAGED_BY, \
     LABEL_POLICY, MANAGED_BY, policy_labels
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import API_KEYS, GATEWAY_KEYS, HTTP_METHODS, \
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import API_KEYS, GATEWAY_KEYS, HTTP_METHODS, InputError, \
     MESH_KEYS, NETPOL_KEYS, RULE_KEYS, TOP_KEYS, host_problem, is_dns_label, is_dns_subdomain, normalize_policy, \
     short_hash
 
@@ -61,14 +61,10 @@ _METHOD_PREFERENCE = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 _DENIED_PATH_CANDIDATES = ("/meshguard-egress-denied-path", "/meshguard-egress/denied", "/.meshguard-egress-denied")
 
 
-class VerifyError(ValueError):
-    """The verify options are invalid. ``errors`` holds one line per problem."""
+class VerifyError(InputError):
+    """The verify options are invalid."""
 
-    def __init__(self, errors):
-        self.errors = list(errors)
-        super(VerifyError, self).__init__(
-            "invalid meshguard.egress verify options (%d problem%s):\n  - %s"
-            % (len(self.errors), "" if len(self.errors) == 1 else "s", "\n  - ".join(self.errors)))
+    SUBJECT = "verify options"
 
 
 # --------------------------------------------------------------------------------------------

@@ -376,33 +376,26 @@ cmd_down() {
   fi
 }
 
+# One line "NAME pid PID RSS N MiB" for the process in PIDFILE; adds its RSS (KiB) to `total`.
+rss_line() { # NAME PIDFILE
+  local pid kb
+  pid=$(cat "$2")
+  kb=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+  [ -n "$kb" ] || kb=0
+  total=$(( total + kb ))
+  printf '  %-26s pid %-8s RSS %6d MiB\n' "$1" "$pid" $(( kb / 1024 ))
+}
+
 rss_report() {
-  local p pid name total=0 kb
+  local p d f total=0
   for p in "$CLUSTER_DIR"/pids/*.pid; do
-    [ -f "$p" ] || continue
-    pid=$(cat "$p"); name=$(basename "$p" .pid)
-    kb=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    [ -n "$kb" ] || kb=0
-    total=$(( total + kb ))
-    printf '  %-26s pid %-8s RSS %6d MiB\n' "$name" "$pid" $(( kb / 1024 ))
+    if [ -f "$p" ]; then rss_line "$(basename "$p" .pid)" "$p"; fi
   done
-  local d
   for d in "$ISTIOD_ROOT"/*/; do
-    [ -f "$d/istiod.pid" ] || continue
-    pid=$(cat "$d/istiod.pid")
-    kb=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    [ -n "$kb" ] || kb=0
-    total=$(( total + kb ))
-    printf '  %-26s pid %-8s RSS %6d MiB\n' "istiod $(basename "$d")" "$pid" $(( kb / 1024 ))
+    if [ -f "$d/istiod.pid" ]; then rss_line "istiod $(basename "$d")" "$d/istiod.pid"; fi
   done
-  local f
   for f in "$DP_DIR/dataplane.pid" "$DP_DIR/internet.pid"; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    kb=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    [ -n "$kb" ] || kb=0
-    total=$(( total + kb ))
-    printf '  %-26s pid %-8s RSS %6d MiB\n' "$(basename "$f" .pid)" "$pid" $(( kb / 1024 ))
+    if [ -f "$f" ]; then rss_line "$(basename "$f" .pid)" "$f"; fi
   done
   printf '  %-26s              %6d MiB  (+ the proxies below)\n' total $(( total / 1024 ))
 }
