@@ -89,6 +89,7 @@ def gateway_host_object_name(policy, rule, host):
 # Request headers the egress gateway strips before a request leaves the mesh.
 INTERNAL_REQUEST_HEADERS = ("x-forwarded-client-cert", "x-forwarded-for", "x-envoy-external-address")
 
+
 def origination_host(host):
     """The name the gateway routes an originate host's traffic to (see gateway_service_entry)."""
     return "%s.%s" % (host, ORIGINATION_ALIAS_DOMAIN)
