@@ -5,9 +5,9 @@
 meshguard.egress.policy documents them).
 
 The policy options are deliberately shallow here (lists and dicts without suboptions):
-the policy model in module_utils/policy.py validates them in depth, so that every bad
+normalize_policy (module_utils/policy.py) validates them in depth, so that every bad
 input gets one message naming the rule (index and name) and the field, which Ansible's
-generic suboption validation cannot do. All defaults live in policy.py; the top-level
+generic suboption validation cannot do. All defaults live in policy_model.py; the top-level
 ones are used here too (ansible-test checks them against the docs).
 """
 
@@ -17,7 +17,7 @@ __metaclass__ = type
 
 import difflib
 
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import TOP_DEFAULTS
+from ansible_collections.meshguard.egress.plugins.module_utils.policy_model import TOP_DEFAULTS
 
 POLICY_ARG_SPEC = dict(
     # raw: the policy model checks types too, so that a wrong type gets the same message

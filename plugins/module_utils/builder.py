@@ -27,8 +27,9 @@ __metaclass__ = type
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     ANNOTATION_HOSTS, COMPONENT_DEFAULT_DENY, COMPONENT_GATEWAY, COMPONENT_MESH, COMPONENT_NETPOL, COMPONENT_RULE,
     ownership_labels)
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import (
-    DEFAULT_POLICY_NAME, NAME_SEPARATOR, ORIGINATION_ALIAS_DOMAIN, subset_name)
+from ansible_collections.meshguard.egress.plugins.module_utils.policy_model import (
+    DEFAULT_POLICY_NAME, NAME_SEPARATOR, subset_name)
+from ansible_collections.meshguard.egress.plugins.module_utils.validation import ORIGINATION_ALIAS_DOMAIN
 
 DRY_RUN_ANNOTATION = "istio.io/dry-run"
 
@@ -472,7 +473,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def anti_bypass_namespaces(policy):
-    """The namespaces the anti-bypass NetworkPolicies cover (policy.py _normalize_network_policy)."""
+    """The namespaces the anti-bypass NetworkPolicies cover (policy_sections.normalize_network_policy)."""
     return list(policy.network_policy["covered"]) if policy.network_policy["enabled"] else []
 
 

@@ -26,9 +26,11 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import LABEL_COMPONENT, LABEL_MANAGED_BY, \
     LABEL_POLICY, MANAGED_BY, policy_labels
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import API_KEYS, GATEWAY_KEYS, HTTP_METHODS, InputError, \
-    MESH_KEYS, NETPOL_KEYS, RULE_KEYS, TOP_KEYS, host_problem, is_dns_label, is_dns_subdomain, normalize_policy, \
-    short_hash
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
+from ansible_collections.meshguard.egress.plugins.module_utils.policy_model import API_KEYS, GATEWAY_KEYS, \
+    HTTP_METHODS, MESH_KEYS, NETPOL_KEYS, RULE_KEYS, TOP_KEYS, short_hash
+from ansible_collections.meshguard.egress.plugins.module_utils.validation import InputError, host_problem, \
+    identity_text, is_dns_label, is_dns_subdomain
 
 EXPECTATIONS = ("allowed", "denied", "blocked")
 OBSERVATIONS = ("allowed", "denied", "blocked", "unexpected", "broken")
@@ -69,11 +71,6 @@ class VerifyError(InputError):
 
 # --------------------------------------------------------------------------------------------
 # Identities and who a rule allows
-
-def identity_text(namespace, service_account):
-    """`ns/sa`, or `ns/*` for a namespace-wide identity."""
-    return "%s/%s" % (namespace, service_account or "*")
-
 
 def rule_allows(rule, namespace, service_account):
     """True when `rule` allows a workload running as namespace/service_account."""
