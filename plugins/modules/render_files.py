@@ -92,48 +92,9 @@ dest:
   sample: /srv/gitops/egress
 """
 
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-MARKER_TEXT = "Written by meshguard.egress; files here are replaced and pruned on each render.\n"
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return to_text(handle.read(), errors="surrogate_or_strict")
-    except (IOError, OSError):
-        return None
-
-
-def _existing_files(dest, marker):
-    found = []
-    for root, dirs, names in os.walk(dest):
-        dirs.sort()
-        for name in sorted(names):
-            rel = os.path.relpath(os.path.join(root, name), dest)
-            if rel != marker:
-                found.append(rel)
-    return found
-
-
-def _atomic_write(path, text, mode):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(to_bytes(text))
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from ansible_collections.meshguard.egress.plugins.module_utils.render_dir import RenderDirError, render_dir
 
 
 def main():
@@ -146,59 +107,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    dest = os.path.abspath(module.params["dest"])
-    marker = module.params["marker"]
+    params = module.params
     try:
-        mode = int(str(module.params["mode"]), 8)
-    except ValueError:
-        module.fail_json(msg="mode %r is not an octal permission such as '0644'" % (module.params["mode"],))
-
-    files = {}
-    for rel, text in module.params["files"].items():
-        norm = os.path.normpath(rel)
-        if os.path.isabs(rel) or norm.startswith("..") or norm == marker or not isinstance(text, str):
-            module.fail_json(msg="files: %r is not a relative path inside dest with text content" % (rel,))
-        files[norm] = text
-
-    if os.path.exists(dest) and not os.path.isdir(dest):
-        module.fail_json(msg="dest %s exists and is not a directory" % dest)
-    existing = _existing_files(dest, marker) if os.path.isdir(dest) else []
-    marked = os.path.isfile(os.path.join(dest, marker))
-    if existing and not marked:
-        module.fail_json(msg="dest %s is not empty and has no %s marker, so it was not written by a render: "
-                             "choose an empty or new directory" % (dest, marker))
-
-    written, diffs, unchanged = [], [], 0
-    for rel in sorted(files):
-        before = _read(os.path.join(dest, rel))
-        if before == files[rel]:
-            unchanged += 1
-            continue
-        written.append(rel)
-        diffs.append({"before_header": rel, "after_header": rel, "before": before or "", "after": files[rel]})
-    removed = [rel for rel in existing if rel not in files]
-    for rel in removed:
-        diffs.append({"before_header": rel, "after_header": "(removed)", "before": _read(os.path.join(dest, rel)) or "",
-                      "after": ""})
-    changed = bool(written or removed or not marked)
-
-    if changed and not module.check_mode:
-        if not os.path.isdir(dest):
-            os.makedirs(dest)
-        if not marked:
-            _atomic_write(os.path.join(dest, marker), MARKER_TEXT, mode)
-        for rel in written:
-            _atomic_write(os.path.join(dest, rel), files[rel], mode)
-        for rel in removed:
-            os.unlink(os.path.join(dest, rel))
-            parent = os.path.dirname(os.path.join(dest, rel))
-            while parent != dest and os.path.isdir(parent) and not os.listdir(parent):
-                os.rmdir(parent)
-                parent = os.path.dirname(parent)
-
-    result = dict(changed=changed, written=written, removed=removed, unchanged=unchanged, dest=dest)
-    if module._diff:
-        result["diff"] = diffs
+        result = render_dir(params["dest"], params["files"], params["marker"], params["mode"],
+                            check_mode=module.check_mode, diff=module._diff)
+    except RenderDirError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
 
