@@ -408,8 +408,8 @@ def test_probe_pods_one_per_identity_without_source():
     assert probe_pod_name(policy, "bookinfo", "default") == pod["metadata"]["name"]
     assert len(probe_pod_name(policy, "bookinfo", "x" * 80)) <= 63
     assert probe_pod_selector(policy) == ("app.kubernetes.io/managed-by=meshguard.egress,"
-                                            "egress.meshguard.io/component=verify-probe,"
-                                            "egress.meshguard.io/policy=default")
+                                          "egress.meshguard.io/component=verify-probe,"
+                                          "egress.meshguard.io/policy=default")
 
 
 def test_probe_pods_follow_the_revision_and_can_be_disabled():
