@@ -74,6 +74,14 @@ class Record(Mapping):
     def __repr__(self):
         return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % (k, self[k]) for k in self))
 
+    def __reduce__(self):
+        # copy, deepcopy and pickle rebuild through the constructor (the slots are read-only)
+        return _rebuild, (type(self), self.as_dict())
+
     def as_dict(self):
         """The plain dict of the given fields, in ``FIELDS`` order."""
         return dict((key, self[key]) for key in self)
+
+
+def _rebuild(cls, fields):
+    return cls(**fields)

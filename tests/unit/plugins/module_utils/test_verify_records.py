@@ -9,7 +9,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ast
+import copy
 import json
+import pickle
 import os
 
 import pytest
@@ -31,6 +33,8 @@ def test_case_is_built_with_keywords_and_reads_as_its_json_dict():
                                     "port", "scheme", "method", "path", "via_gateway", "expect", "note"]
     assert dict(case) == case.as_dict() and case == case.as_dict()
     assert json.loads(json.dumps(case.as_dict())) == case
+    assert copy.deepcopy(case) == case and pickle.loads(pickle.dumps(case)) == case
+    assert isinstance(copy.copy(case), Case)
     with pytest.raises(TypeError):
         new_case("allowed", "baidu")  # pylint: disable=missing-kwoa,too-many-function-args
     with pytest.raises(AttributeError):
@@ -48,6 +52,7 @@ def test_outcome_holds_what_was_recorded_and_nothing_else():
     assert dict(out) == {"rc": 0, "stdout": "x", "timeout": 5}
     assert out.deadline is None and "deadline" not in out and out.get("deadline", "?") == "?"
     assert Outcome.of(out) is out and Outcome.of({"rc": 7}) == {"rc": 7}
+    assert "deadline" not in copy.deepcopy(out) and copy.deepcopy(out) == out
     with pytest.raises(TypeError):
         Outcome(exit_code=0)
     # a recorded outcome and the same plain mapping are judged alike
