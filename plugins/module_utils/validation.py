@@ -10,7 +10,7 @@ name checks, external hosts, HTTP paths, CIDRs, and the one parser and printer o
 identity (a namespace, optionally one service account in it).
 
 Not for: what a policy or a verify option means (policy_model.py, policy_rule.py,
-policy_sections.py, verify.py), and nothing that talks to a cluster or imports Ansible.
+policy_sections.py, verify/options.py), and nothing that talks to a cluster or imports Ansible.
 Every helper takes the collector and the path of the value it checks, records what is
 wrong and returns the usable value (or a default), so that callers go on and report every
 problem at once.

@@ -271,9 +271,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import (
     AUTH_ARG_SPEC, HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClientError, get_api_client, get_client)
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import PolicyError
-from ansible_collections.meshguard.egress.plugins.module_utils.probe_runner import thread_api_factory, verify_run
-from ansible_collections.meshguard.egress.plugins.module_utils.verify import (
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.options import (
     DEFAULT_PROBE_IMAGE, DEFAULT_TIMEOUT, DEFAULT_UNLISTED_HOST, VerifyError, normalize_options, policy_from_built)
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.runner import thread_api_factory, verify_run
 
 VERIFY_OPTIONS = ("denied_identity", "namespace_service_account", "unlisted_host", "cases", "exclude", "sources",
                   "probe_pods", "probe_image", "probe_pod_lifetime", "probe_revision", "timeout")

@@ -31,11 +31,12 @@ if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 
 # pylint: disable=wrong-import-position
-from ansible_collections.meshguard.egress.plugins.module_utils import probe_runner  # noqa: E402
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources  # noqa: E402
-from ansible_collections.meshguard.egress.plugins.module_utils import verify  # noqa: E402
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import get_client  # noqa: E402
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy  # noqa: E402
+from ansible_collections.meshguard.egress.plugins.module_utils.verify import runner  # noqa: E402
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.options import normalize_options  # noqa: E402
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.probe_pods import probe_pod_name  # noqa: E402
 
 UNLISTED_HOST = "unlisted.meshguard-lab.net"   # lablib.UNLISTED_HOST (issue 8)
 BLACKHOLE_HOST = "blackhole.meshguard-lab.net"  # lablib.BLACKHOLE_HOST (issue 8)
@@ -87,10 +88,10 @@ def _api_client(kubeconfig):
 def _run(lab_or_kubeconfig, raw_policy, **opts):
     kubeconfig = getattr(lab_or_kubeconfig, "kubeconfig", lab_or_kubeconfig)
     policy = normalize_policy(raw_policy)
-    options = verify.normalize_options(policy, opts)
+    options = normalize_options(policy, opts)
     api = _api_client(kubeconfig)
-    return probe_runner.verify_run(policy, options, client=get_client(api_client=api),
-                                   make_api=probe_runner.thread_api_factory(api), concurrency=10)
+    return runner.verify_run(policy, options, client=get_client(api_client=api),
+                             make_api=runner.thread_api_factory(api), concurrency=10)
 
 
 def _probe_pods_left(lab):
@@ -140,7 +141,7 @@ def test_exec_probes_return_exit_code_output_and_duration_from_real_pods(workloa
         assert isinstance(row["exit_code"], int), row
         assert row["observed"] != "broken", row
         assert row["command"].startswith("curl -sS --max-time 5 "), row
-        assert 0 < row["duration"] < 5 + probe_runner.EXEC_GRACE, row
+        assert 0 < row["duration"] < 5 + runner.EXEC_GRACE, row
 
 
 def test_broken_probes_are_reported_as_broken_never_denied(workloads):
@@ -247,7 +248,7 @@ def test_verify_role_replaces_leftovers_and_removes_probe_pods_of_a_failing_run(
     """A probe pod left by an interrupted run (same name, other image) is replaced; probes that
     cannot run (an image without curl) fail the play as PROBE BROKEN; the pods are removed."""
     policy = {"meshguard_egress_rules": _policy()["rules"]}
-    leftover = verify.probe_pod_name(normalize_policy(_policy()), NS, APP_SA)
+    leftover = probe_pod_name(normalize_policy(_policy()), NS, APP_SA)
     _apply(workloads, dict(_pod(leftover, NS, APP_SA, image="meshguard-lab/leftover"),
                            metadata={"name": leftover, "namespace": NS,
                                      "labels": {"app.kubernetes.io/managed-by": "meshguard.egress",

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""module_utils/probe_runner.py on a fake exec API: the error channel, exec failures, the
+"""module_utils/verify/runner.py on a fake exec API: the error channel, exec failures, the
 per-probe deadline, concurrency, pod resolution and the whole verify_run."""
 
 from __future__ import absolute_import, division, print_function
@@ -12,10 +12,12 @@ import json
 import threading
 import time
 
-from ansible_collections.meshguard.egress.plugins.module_utils import probe_runner as pr
-from ansible_collections.meshguard.egress.plugins.module_utils import verify as v
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import K8sApiError
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
+from ansible_collections.meshguard.egress.plugins.module_utils.verify import runner as pr
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.options import normalize_options
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.outcome import classify
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.probe_pods import probe_pod_name
 
 SEED = {"rules": [{"name": "baidu", "hosts": ["www.baidu.com"],
                    "allow": [{"namespace": "bookinfo", "service_account": "bookinfo-productpage"}]}]}
@@ -157,7 +159,7 @@ def test_exec_once_collects_output_and_exit_code():
     fake = FakeExec(lambda pod, url: _curl("200", "hello"))
     out = pr.exec_once(FakeApi(), fake, TARGET, ["curl", "http://x/"], 5)
     assert out["rc"] == 0 and out["stdout"].startswith("hello\n") and "exec_error" not in out
-    assert v.classify({"scheme": "http", "via_gateway": True}, out) == ("allowed", "HTTP 200")
+    assert classify({"scheme": "http", "via_gateway": True}, out) == ("allowed", "HTTP 200")
     fake = FakeExec(lambda pod, url: FakeWS([(2, "curl: (6) Could not resolve host: x\n")], exit_status(6)))
     out = pr.exec_once(FakeApi(), fake, TARGET, ["curl", "http://x/"], 5)
     assert (out["rc"], out["stderr"]) == (6, "curl: (6) Could not resolve host: x\n")
@@ -170,14 +172,14 @@ def test_exec_once_deadline_is_broken_not_blocked():
     out = pr.exec_once(FakeApi(), fake, TARGET, ["curl", "http://x/"], 1, grace=0.3)
     assert 1.2 <= time.monotonic() - start < 3
     assert out["deadline"] == 1.3 and "rc" not in out
-    assert v.classify({"scheme": "http"}, out)[0] == "broken"
+    assert classify({"scheme": "http"}, out)[0] == "broken"
 
 
 def test_exec_once_forbidden():
     fake = FakeExec(lambda pod, url: HandshakeError("Handshake status 403 Forbidden"))
     out = pr.exec_once(FakeApi(), fake, TARGET, ["curl", "http://x/"], 5)
     assert out["exec_status"] == 403
-    assert v.classify({"scheme": "http"}, out)[0:1] == ("broken",)
+    assert classify({"scheme": "http"}, out)[0:1] == ("broken",)
 
 
 def test_run_concurrently_runs_in_parallel_and_bounds_concurrency():
@@ -237,13 +239,13 @@ def _pod(name, namespace, sa, labels=None, container="app", sidecar=True):
 
 def _setup(**opts):
     policy = normalize_policy(dict(SEED))
-    return policy, v.normalize_options(policy, opts)
+    return policy, normalize_options(policy, opts)
 
 
 def test_verify_run_end_to_end_on_fakes():
     policy, options = _setup(sources=[{"namespace": "bookinfo", "service_account": "bookinfo-productpage",
                                        "labels": {"app": "productpage"}}], timeout=3)
-    probe_pod = v.probe_pod_name(policy, "bookinfo", "default")
+    probe_pod = probe_pod_name(policy, "bookinfo", "default")
     client = FakeClient([_pod("productpage-1", "bookinfo", "bookinfo-productpage", {"app": "productpage"}),
                          _pod(probe_pod, "bookinfo", "default", container="probe")])
 

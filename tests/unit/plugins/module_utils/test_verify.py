@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""module_utils/verify.py: the matrix derived from a policy, the probe command, the
-classification of recorded probe outputs, probe pods and the report.
+"""module_utils/verify/ (options, matrix, reach, outcome, probe_pods, report): the matrix derived
+from a policy, the probe command, the classification of recorded probe outputs, probe pods and
+the report.
 
 Expected matrices of the examples are written out by hand from the policies; the
 expectations of every derived case are also checked against the emitted
@@ -20,9 +21,18 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
-from ansible_collections.meshguard.egress.plugins.module_utils import verify as v
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.matrix import build_matrix
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.options import (
+    VerifyError, default_denied_identity, normalize_options, policy_from_built)
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.outcome import (
+    classify, command_text, curl_command, parse_curl_output, url)
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.probe_pods import (
+    is_probe_pod, pick_pod, plan_probe_pods, probe_identities, probe_pod_name, probe_pod_selector)
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.reach import (
+    inside_path, outside_path, path_matches)
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.report import report, result_row, table
 from ansible_collections.meshguard.egress.tests.unit.conftest import load_example
 from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils import authz_eval
 from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils.test_security_invariant import policies
@@ -33,8 +43,8 @@ SEED = {"rules": [{"name": "baidu", "hosts": ["www.baidu.com"],
 
 def _matrix(raw, **opts):
     policy = normalize_policy(copy.deepcopy(raw))
-    options = v.normalize_options(policy, opts)
-    return policy, options, v.build_matrix(policy, options)
+    options = normalize_options(policy, opts)
+    return policy, options, build_matrix(policy, options)
 
 
 def _names(raw, **opts):
@@ -55,13 +65,13 @@ def test_seed_matrix():
     ok = cases["allowed bookinfo/bookinfo-productpage -> www.baidu.com"]
     assert (ok["scheme"], ok["port"], ok["method"], ok["path"], ok["expect"], ok["via_gateway"]) == \
         ("http", 80, "GET", "/", "allowed", True)
-    assert v.url(ok) == "http://www.baidu.com/"
+    assert url(ok) == "http://www.baidu.com/"
     denied = cases["denied bookinfo/default -> www.baidu.com"]
     assert (denied["namespace"], denied["service_account"], denied["expect"]) == ("bookinfo", "default", "denied")
     unlisted = cases["unlisted bookinfo/bookinfo-productpage -> example.com"]
-    assert (v.url(unlisted), unlisted["expect"], unlisted["via_gateway"]) == ("http://example.com/", "blocked", False)
+    assert (url(unlisted), unlisted["expect"], unlisted["via_gateway"]) == ("http://example.com/", "blocked", False)
     bypass = cases["bypass bookinfo/bookinfo-productpage -> www.baidu.com:443"]
-    assert (v.url(bypass), bypass["expect"], bypass["via_gateway"]) == ("https://www.baidu.com/", "blocked", False)
+    assert (url(bypass), bypass["expect"], bypass["via_gateway"]) == ("https://www.baidu.com/", "blocked", False)
 
 
 def test_passthrough_matrix_uses_tls_and_has_no_bypass_case():
@@ -73,7 +83,7 @@ def test_passthrough_matrix_uses_tls_and_has_no_bypass_case():
         "denied ci/default -> api.github.com",
         "unlisted ci/release-bot -> example.com",
     ])
-    assert v.url(by["allowed ci/runner -> api.github.com"]) == "https://api.github.com/"
+    assert url(by["allowed ci/runner -> api.github.com"]) == "https://api.github.com/"
     assert by["denied ci/default -> api.github.com"]["scheme"] == "https"
 
 
@@ -92,7 +102,7 @@ def test_namespace_get_only_matrix():
     ])
     ok = by["allowed reporting/* -> " + host]
     assert (ok["service_account"], ok["method"], ok["path"]) == ("default", "GET", "/v1/history/meshguard-probe")
-    row = v.table([dict(ok, verdict="pass", observed="allowed", cause="HTTP 200")])[2]
+    row = table([dict(ok, verdict="pass", observed="allowed", cause="HTTP 200")])[2]
     assert [c.strip() for c in row.split("  ") if c.strip()][1] == "reporting/* (as default)"
 
 
@@ -108,7 +118,7 @@ def test_mixed_matrix_dry_run_cross_rule_and_l7():
     assert "l7-method shop/checkout -> api.payments.example.com GET /v2/charges" in by
     assert "l7-path shop/checkout -> api.payments.example.com POST /meshguard-egress-denied-path" in by
     # plain HTTP rule on port 80, bypass over TLS to 443
-    assert v.url(by["allowed builds/* -> deb.debian.org"]) == "http://deb.debian.org/"
+    assert url(by["allowed builds/* -> deb.debian.org"]) == "http://deb.debian.org/"
     assert by["bypass builds/* -> deb.debian.org:443"]["expect"] == "blocked"
     # cross-rule: an identity of one rule is denied by the others
     assert by["denied builds/* -> api.payments.example.com"]["expect"] == "denied"
@@ -193,7 +203,7 @@ def test_user_cases_and_exclusions():
     policy, options, (cases, excluded, notes) = _matrix(SEED, exclude=["nothing-matches"])
     assert "exclude: 'nothing-matches' matches no case" in notes
     user = _matrix(SEED, cases=[dict(extra, scheme="https", port=8443, path="/x", method="POST")])[2][0][-1]
-    assert (user["kind"], user["identity"], v.url(user), user["method"], user["via_gateway"]) == \
+    assert (user["kind"], user["identity"], url(user), user["method"], user["via_gateway"]) == \
         ("user", "bookinfo/bookinfo-reviews", "https://www.baidu.com:8443/x", "POST", True)
 
 
@@ -216,13 +226,13 @@ def test_user_cases_and_exclusions():
 ])
 def test_bad_options_name_the_field(opts, message):
     policy = normalize_policy(copy.deepcopy(SEED))
-    with pytest.raises(v.VerifyError) as info:
-        v.normalize_options(policy, opts)
+    with pytest.raises(VerifyError) as info:
+        normalize_options(policy, opts)
     assert any(e.startswith(message) for e in info.value.errors), info.value.errors
 
 
 def test_user_case_name_must_not_shadow_a_derived_case():
-    with pytest.raises(v.VerifyError) as info:
+    with pytest.raises(VerifyError) as info:
         _matrix(SEED, cases=[{"name": "denied bookinfo/default -> www.baidu.com", "identity": "bookinfo/x",
                               "host": "www.baidu.com", "expect": "denied"}])
     assert "already a derived case" in info.value.errors[0]
@@ -232,9 +242,9 @@ def test_denied_identity_default_skips_an_allowed_default_account():
     raw = {"rules": [{"name": "a", "hosts": ["a.example.com"], "allow": ["shop/default", "ops"]}]}
     policy = normalize_policy(raw)
     # shop/default and every account of ops are allowed: fall back to namespace `default`
-    assert v.default_denied_identity(policy) == ("default", "default")
-    assert v.default_denied_identity(policy, "probe") == ("ops", "probe") or \
-        v.default_denied_identity(policy, "probe") == ("shop", "probe")
+    assert default_denied_identity(policy) == ("default", "default")
+    assert default_denied_identity(policy, "probe") == ("ops", "probe") or \
+        default_denied_identity(policy, "probe") == ("shop", "probe")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,14 +252,14 @@ def test_denied_identity_default_skips_an_allowed_default_account():
 
 def test_curl_command_shapes():
     http = {"scheme": "http", "host": "www.baidu.com", "port": 80, "path": "/", "method": "GET"}
-    argv = v.curl_command(http, 7)
+    argv = curl_command(http, 7)
     assert argv[:4] == ["curl", "-sS", "--max-time", "7"] and argv[-1] == "http://www.baidu.com/"
     assert "--insecure" not in argv and "-X" not in argv
     tls = dict(http, scheme="https", port=443, method="POST")
-    argv = v.curl_command(tls, 7)
+    argv = curl_command(tls, 7)
     assert "--insecure" in argv and argv[argv.index("-X") + 1] == "POST" and argv[-1] == "https://www.baidu.com/"
-    assert v.url(dict(http, port=8080, path="/a")) == "http://www.baidu.com:8080/a"
-    assert v.command_text(["curl", "-w", "a b"]) == "curl -w 'a b'"
+    assert url(dict(http, port=8080, path="/a")) == "http://www.baidu.com:8080/a"
+    assert command_text(["curl", "-w", "a b"]) == "curl -w 'a b'"
 
 
 @pytest.mark.parametrize("pattern, path, match", [
@@ -257,7 +267,7 @@ def test_curl_command_shapes():
     ("*.json", "/a.json", True), ("*.json", "/a.jsonx", False),
 ])
 def test_path_matches(pattern, path, match):
-    assert v.path_matches(pattern, path) is match
+    assert path_matches(pattern, path) is match
     # and the same as the independent evaluator's string match
     assert authz_eval.string_match(pattern, path) is match
 
@@ -266,11 +276,11 @@ def test_inside_and_outside_paths_match_and_do_not_match():
     for patterns in (["/s"], ["/api/*"], ["*.json"], ["*/healthz"], ["/v1/history/*", "/v1/latest"]):
         rule = normalize_policy({"rules": [{"name": "r", "hosts": ["a.example.com"], "allow": ["x"],
                                             "http": {"paths": patterns}}]}).rules[0]
-        assert any(v.path_matches(p, v.inside_path(rule)) for p in patterns), patterns
-        assert not any(v.path_matches(p, v.outside_path(rule)) for p in patterns), patterns
+        assert any(path_matches(p, inside_path(rule)) for p in patterns), patterns
+        assert not any(path_matches(p, outside_path(rule)) for p in patterns), patterns
     rule = normalize_policy({"rules": [{"name": "r", "hosts": ["a.example.com"], "allow": ["x"],
                                         "http": {"paths": ["/*"]}}]}).rules[0]
-    assert v.outside_path(rule) is None
+    assert outside_path(rule) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,7 +333,7 @@ def _out(code, body="", rc=0, tls="0.000000", stderr=""):
     (HTTP_CASE, {"rc": None, "stdout": "", "stderr": ""}, "broken", "no exit code"),
 ])
 def test_classify_recorded_outputs(case, outcome, observed, cause):
-    got = v.classify(case, outcome)
+    got = classify(case, outcome)
     assert got[0] == observed and got[1].startswith(cause), got
 
 
@@ -332,14 +342,14 @@ def test_a_broken_probe_is_never_denied_whatever_it_printed():
     for extra in ({"pod_problem": "no pod"}, {"exec_status": 403, "exec_error": "forbidden"},
                   {"rc": 127}, {"exec_error": "executable file not found"}):
         outcome = dict(rbac, **extra)
-        assert v.classify(HTTP_CASE, outcome)[0] == "broken", extra
+        assert classify(HTTP_CASE, outcome)[0] == "broken", extra
 
 
 def test_parse_curl_output_keeps_a_body_that_mentions_the_marker():
     body = "line\nmeshguard-probe: http_code=999 fake\nend"
-    code, tls, ip, got = v.parse_curl_output(body + "\nmeshguard-probe: http_code=204 tls=0.000000 ip=1.2.3.4\n")
+    code, tls, ip, got = parse_curl_output(body + "\nmeshguard-probe: http_code=204 tls=0.000000 ip=1.2.3.4\n")
     assert (code, tls, ip, got) == (204, 0.0, "1.2.3.4", body)
-    assert v.parse_curl_output("no marker") == (None, None, None, "no marker")
+    assert parse_curl_output("no marker") == (None, None, None, "no marker")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,7 +381,7 @@ def _pod(name, sa="bookinfo-productpage", phase="Running", sidecar="containers",
     ([_pod("a", running=False)], None, "container app of pod bookinfo/a is not running"),
 ])
 def test_pick_pod(pods, target, problem):
-    got, why = v.pick_pod(pods, "bookinfo", "bookinfo-productpage", "app=productpage")
+    got, why = pick_pod(pods, "bookinfo", "bookinfo-productpage", "app=productpage")
     assert (got or {}).get("pod") == target
     assert (why or "").startswith(problem or ""), why
     if target:
@@ -379,7 +389,7 @@ def test_pick_pod(pods, target, problem):
 
 
 def test_pick_pod_named_container():
-    assert v.pick_pod([_pod("a")], "bookinfo", "bookinfo-productpage", "x", container="nope")[1] == \
+    assert pick_pod([_pod("a")], "bookinfo", "bookinfo-productpage", "x", container="nope")[1] == \
         "pod bookinfo/a has no container nope"
 
 
@@ -389,26 +399,26 @@ def test_pick_pod_named_container():
 def test_probe_pods_one_per_identity_without_source():
     source = {"namespace": "bookinfo", "service_account": "bookinfo-productpage", "labels": {"app": "productpage"}}
     policy, options, (cases, dummy, dummy2) = _matrix(SEED, sources=[source])
-    pods = v.plan_probe_pods(policy, options, cases)
+    pods = plan_probe_pods(policy, options, cases)
     assert [(p["metadata"]["namespace"], p["spec"]["serviceAccountName"]) for p in pods] == [("bookinfo", "default")]
     pod = pods[0]
     assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
-    assert v.is_probe_pod(pod, "default") and not v.is_probe_pod(pod, "other")
+    assert is_probe_pod(pod, "default") and not is_probe_pod(pod, "other")
     assert pod["spec"]["activeDeadlineSeconds"] == 900
-    assert v.probe_pod_name(policy, "bookinfo", "default") == pod["metadata"]["name"]
-    assert len(v.probe_pod_name(policy, "bookinfo", "x" * 80)) <= 63
-    assert v.probe_pod_selector(policy) == ("app.kubernetes.io/managed-by=meshguard.egress,"
-                                            "egress.meshguard.io/component=verify-probe,"
-                                            "egress.meshguard.io/policy=default")
+    assert probe_pod_name(policy, "bookinfo", "default") == pod["metadata"]["name"]
+    assert len(probe_pod_name(policy, "bookinfo", "x" * 80)) <= 63
+    assert probe_pod_selector(policy) == ("app.kubernetes.io/managed-by=meshguard.egress,"
+                                          "egress.meshguard.io/component=verify-probe,"
+                                          "egress.meshguard.io/policy=default")
 
 
 def test_probe_pods_follow_the_revision_and_can_be_disabled():
     policy, options, (cases, dummy, dummy2) = _matrix(load_example("mixed"))
-    pods = v.plan_probe_pods(policy, options, cases)
+    pods = plan_probe_pods(policy, options, cases)
     assert all(p["metadata"]["labels"]["istio.io/rev"] == "1-24-2" for p in pods)
-    assert len(pods) == len(v.probe_identities(cases)) == 5
+    assert len(pods) == len(probe_identities(cases)) == 5
     policy, options, (cases, dummy, dummy2) = _matrix(SEED, probe_pods=False)
-    assert v.plan_probe_pods(policy, options, cases) == []
+    assert plan_probe_pods(policy, options, cases) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,8 +432,8 @@ def test_report_table_json_and_junit():
         "unlisted": _out("200", "leak"),
     }
     target = {"pod": "p", "container": "app"}
-    rows = [v.result_row(c, target, v.curl_command(c, 5), dict(outcomes[c["kind"]], duration=0.25)) for c in cases]
-    rep = v.report(policy, rows, excluded, notes)
+    rows = [result_row(c, target, curl_command(c, 5), dict(outcomes[c["kind"]], duration=0.25)) for c in cases]
+    rep = report(policy, rows, excluded, notes)
     assert rep["summary"] == {"cases": 3, "pass": 1, "fail": 1, "broken": 1, "passed": False}
     assert rep["text"][0] == ("meshguard.egress verify, policy default: 3 cases, 1 pass, 1 fail, 1 probe broken "
                               "-> FAILED")
@@ -452,10 +462,10 @@ def test_report_passes_only_when_every_case_passes():
     policy, options, (cases, excluded, notes) = _matrix(SEED)
     good = {"allowed": _out("200"), "denied": _out("403", "RBAC: access denied"), "unlisted": _out("502"),
             "bypass": _out("000", rc=35)}
-    rows = [v.result_row(c, None, [], good[c["kind"]]) for c in cases]
-    assert v.report(policy, rows)["summary"]["passed"] is True
-    rows[0] = v.result_row(cases[0], None, [], _out("403", "RBAC: access denied"))
-    rep = v.report(policy, rows)
+    rows = [result_row(c, None, [], good[c["kind"]]) for c in cases]
+    assert report(policy, rows)["summary"]["passed"] is True
+    rows[0] = result_row(cases[0], None, [], _out("403", "RBAC: access denied"))
+    rep = report(policy, rows)
     assert rep["summary"]["passed"] is False
     assert rep["mismatches"][0].startswith("MISMATCH: bookinfo/bookinfo-productpage -> www.baidu.com expected "
                                            "allowed, observed denied")
@@ -464,7 +474,7 @@ def test_report_passes_only_when_every_case_passes():
 def test_policy_round_trips_through_its_plain_data_form(example_names):
     for name in example_names:
         policy = normalize_policy(load_example(name))
-        again = v.policy_from_built(json.loads(json.dumps(policy.as_dict())))
+        again = policy_from_built(json.loads(json.dumps(policy.as_dict())))
         assert again.as_dict() == policy.as_dict(), name
-        options = v.normalize_options(policy, {})
-        assert v.build_matrix(again, v.normalize_options(again, {})) == v.build_matrix(policy, options), name
+        options = normalize_options(policy, {})
+        assert build_matrix(again, normalize_options(again, {})) == build_matrix(policy, options), name

@@ -3,15 +3,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Runs verify's probes: finds the pod for each identity and executes the curl commands
 concurrently over the Kubernetes exec API (``kubernetes.stream.stream`` on
-``connect_get_namespaced_pod_exec``), each with its own deadline.
+``connect_get_namespaced_pod_exec``), each with its own deadline, recording an ``Outcome`` each.
 
-The access_probe module calls ``verify_run``; the matrix, the commands and the judgement of
-what came back are pure functions of verify.py. Connection: k8s_client.py (kubernetes.core's
-options and ``get_api_client``).
+``verify_run`` is the whole run the access_probe module calls: matrix.py's cases, probe_pods.py's
+pods, outcome.py's commands and judgement, report.py's report. The client (``client``: get and
+list, k8s_client.py) and the exec API (``make_api``, ``stream``) are passed in.
 
 Thread safety: ``kubernetes.stream.stream`` swaps ``ApiClient.request`` for the duration of a
 call, so two exec calls on one ApiClient race. Every worker thread therefore has its own
 ApiClient built on the shared Configuration.
+
+Not for: deciding what to probe or what a result means (the pure rooms above).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,8 +30,12 @@ try:
 except ImportError:  # pragma: no cover - Python 2
     import Queue as queue  # noqa: N813
 
-from ansible_collections.meshguard.egress.plugins.module_utils import verify
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import K8sApiError
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.matrix import build_matrix
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.outcome import Outcome, curl_command
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.probe_pods import PROBE_CONTAINER, pick_pod, \
+    plan_probe_pods, probe_identities, probe_pod_name, probe_pod_selector, source_for
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.report import report, result_row, table
 
 # Seconds the exec call may take beyond curl's own --max-time before the probe counts as broken.
 EXEC_GRACE = 10
@@ -70,47 +76,48 @@ def exec_failure(exc):
 
 
 def exec_once(core_api, stream, target, argv, timeout, grace=EXEC_GRACE):
-    """Run argv in the target container; return the outcome dict classify() reads."""
+    """Run argv in the target container; return the Outcome classify() reads."""
     start = time.monotonic()
-    outcome = {"timeout": timeout}
-    deadline = start + timeout + grace
     try:
         resp = stream(core_api.connect_get_namespaced_pod_exec, target["pod"], target["namespace"],
                       container=target["container"], command=argv, stderr=True, stdin=False, stdout=True,
                       tty=False, _preload_content=False)
     except Exception as exc:  # ApiException(status=0, reason="Handshake status 403 ...") and friends
-        outcome["exec_status"], outcome["exec_error"] = exec_failure(exc)
-        outcome["duration"] = time.monotonic() - start
-        return outcome
-    stdout, stderr = [], []
+        status, error = exec_failure(exc)
+        return Outcome(timeout=timeout, exec_status=status, exec_error=error, duration=time.monotonic() - start)
+    stdout, stderr, recorded = [], [], {}
     try:
-        while resp.is_open():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                outcome["deadline"] = timeout + grace
-                break
-            resp.update(timeout=min(1.0, left))
-            if resp.peek_stdout():
-                stdout.append(resp.read_stdout())
-            if resp.peek_stderr():
-                stderr.append(resp.read_stderr())
+        if not _read_until_closed(resp, start + timeout + grace, stdout, stderr):
+            recorded["deadline"] = timeout + grace
         stdout.append(resp.read_stdout() if resp.peek_stdout() else "")
         stderr.append(resp.read_stderr() if resp.peek_stderr() else "")
-        if "deadline" not in outcome:
-            outcome["rc"], message = parse_error_channel(resp.read_channel(ERROR_CHANNEL))
+        if "deadline" not in recorded:
+            recorded["rc"], message = parse_error_channel(resp.read_channel(ERROR_CHANNEL))
             if message:
-                outcome["exec_error"] = message
+                recorded["exec_error"] = message
     except Exception as exc:  # the connection broke while reading
-        outcome["exec_status"], outcome["exec_error"] = exec_failure(exc)
+        recorded["exec_status"], recorded["exec_error"] = exec_failure(exc)
     finally:
         try:
             resp.close()
         except Exception:  # pylint: disable=broad-except
             pass
-    outcome["stdout"] = "".join(stdout)
-    outcome["stderr"] = "".join(stderr)
-    outcome["duration"] = time.monotonic() - start
-    return outcome
+    return Outcome(timeout=timeout, stdout="".join(stdout), stderr="".join(stderr),
+                   duration=time.monotonic() - start, **recorded)
+
+
+def _read_until_closed(resp, deadline, stdout, stderr):
+    """Collect output while the exec stream is open; False when `deadline` (monotonic) passed first."""
+    while resp.is_open():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        resp.update(timeout=min(1.0, left))
+        if resp.peek_stdout():
+            stdout.append(resp.read_stdout())
+        if resp.peek_stderr():
+            stderr.append(resp.read_stderr())
+    return True
 
 
 def _kubernetes():
@@ -131,7 +138,7 @@ def thread_api_factory(api_client):
 
 
 def run_concurrently(jobs, concurrency, timeout, make_api, stream=None, grace=EXEC_GRACE):
-    """Run jobs [(key, target, argv)] on `concurrency` daemon threads; return {key: outcome}.
+    """Run jobs [(key, target, argv)] on `concurrency` daemon threads; return {key: Outcome}.
 
     A job whose exec call never returns (a hung API server) does not hold up the others past the
     overall budget: its outcome is a deadline (probe broken)."""
@@ -160,7 +167,7 @@ def run_concurrently(jobs, concurrency, timeout, make_api, stream=None, grace=EX
                 outcome = exec_once(api, stream, target, argv, timeout, grace)
             except Exception as exc:  # pylint: disable=broad-except
                 status, message = exec_failure(exc)
-                outcome = {"exec_status": status, "exec_error": message, "duration": 0.0}
+                outcome = Outcome(exec_status=status, exec_error=message, duration=0.0)
             with lock:
                 results[key] = outcome
                 if len(results) == len(jobs):
@@ -176,7 +183,7 @@ def run_concurrently(jobs, concurrency, timeout, make_api, stream=None, grace=EX
         done.wait(rounds * (timeout + grace) + grace)
     with lock:
         for key, dummy, dummy2 in jobs:
-            results.setdefault(key, {"deadline": timeout + grace, "timeout": timeout})
+            results.setdefault(key, Outcome(deadline=timeout + grace, timeout=timeout))
         return dict(results)
 
 
@@ -184,32 +191,34 @@ def resolve_targets(client, policy, options, identities):
     """{(namespace, service_account): (target, problem)} for each identity the cases run as."""
     found = {}
     for namespace, service_account in identities:
-        src = verify.source_for(options, namespace, service_account)
+        src = source_for(options, namespace, service_account)
+        if src is None and not options.probe_pods:
+            found[(namespace, service_account)] = (None, (
+                "no source for identity %s/%s and probe_pods is off: add a source (labels or pod)"
+                % (namespace, service_account)))
+            continue
         try:
-            if src is not None and src.get("labels"):
-                selector = ",".join("%s=%s" % (k, v) for k, v in sorted(src["labels"].items()))
-                pods = client.list("v1", "Pod", namespace, label_selector=selector)
-                where = "matching %s" % selector
-            else:
-                name = src["pod"] if src is not None else verify.probe_pod_name(policy, namespace, service_account)
-                if src is None and not options.probe_pods:
-                    found[(namespace, service_account)] = (None, (
-                        "no source for identity %s/%s and probe_pods is off: add a source (labels or pod)"
-                        % (namespace, service_account)))
-                    continue
-                pod = client.get("v1", "Pod", name, namespace)
-                pods = [pod] if pod else []
-                where = "named %s" % name
+            pods, where = _candidate_pods(client, policy, src, namespace, service_account)
         except K8sApiError as exc:
             what = "listing pods forbidden by RBAC" if exc.forbidden else "reading pods failed"
             found[(namespace, service_account)] = (None, "%s in namespace %s: %s" % (what, namespace, exc))
             continue
-        target, problem = verify.pick_pod(pods, namespace, service_account, where,
-                                          (src or {}).get("container") or (None if src else verify.PROBE_CONTAINER))
+        target, problem = pick_pod(pods, namespace, service_account, where,
+                                   (src or {}).get("container") or (None if src else PROBE_CONTAINER))
         if src is None and not pods:
             problem = _missing_probe_pod(client, namespace, service_account) or problem
         found[(namespace, service_account)] = (target, problem)
     return found
+
+
+def _candidate_pods(client, policy, src, namespace, service_account):
+    """(pods, how they were found) for an identity: the source's selector or pod, else its probe pod."""
+    if src is not None and src.get("labels"):
+        selector = ",".join("%s=%s" % (k, v) for k, v in sorted(src["labels"].items()))
+        return client.list("v1", "Pod", namespace, label_selector=selector), "matching %s" % selector
+    name = src["pod"] if src is not None else probe_pod_name(policy, namespace, service_account)
+    pod = client.get("v1", "Pod", name, namespace)
+    return [pod] if pod else [], "named %s" % name
 
 
 def _missing_probe_pod(client, namespace, service_account):
@@ -225,35 +234,35 @@ def _missing_probe_pod(client, namespace, service_account):
 
 def verify_run(policy, options, client=None, make_api=None, stream=None, concurrency=10, probe=True):
     """Build the matrix and, with probe=True, run it. Returns the module's result (without `changed`)."""
-    cases, excluded, notes = verify.build_matrix(policy, options)
+    cases, excluded, notes = build_matrix(policy, options)
     result = {
-        "matrix": cases, "excluded": excluded, "notes": notes,
-        "planned": verify.table(cases, planned=True),
-        "probe_pods": verify.plan_probe_pods(policy, options, cases),
-        "probe_pod_selector": verify.probe_pod_selector(policy),
+        "matrix": [case.as_dict() for case in cases], "excluded": excluded, "notes": notes,
+        "planned": table(cases, planned=True),
+        "probe_pods": plan_probe_pods(policy, options, cases),
+        "probe_pod_selector": probe_pod_selector(policy),
     }
     if not probe:
         return result
-    targets = resolve_targets(client, policy, options, verify.probe_identities(cases))
-    jobs, argvs = [], {}
+    targets = resolve_targets(client, policy, options, probe_identities(cases))
+    argvs = [curl_command(case, options.timeout) for case in cases]
+    jobs = []
     for index, case in enumerate(cases):
-        target, problem = targets[(case["namespace"], case["service_account"])]
-        argvs[index] = verify.curl_command(case, options.timeout)
+        target, problem = targets[(case.namespace, case.service_account)]
         if problem is None:
             jobs.append((index, target, argvs[index]))
     started = time.monotonic()
     outcomes = run_concurrently(jobs, concurrency, options.timeout, make_api, stream) if jobs else {}
-    elapsed = time.monotonic() - started
+    elapsed = round(time.monotonic() - started, 3)
     rows = []
     for index, case in enumerate(cases):
-        target, problem = targets[(case["namespace"], case["service_account"])]
-        outcome = {"pod_problem": problem} if problem else outcomes[index]
-        rows.append(verify.result_row(case, target, argvs[index], outcome))
-    rep = verify.report(policy, rows, excluded, notes)
-    rep["json"]["elapsed"] = round(elapsed, 3)
+        target, problem = targets[(case.namespace, case.service_account)]
+        outcome = Outcome(pod_problem=problem) if problem else outcomes[index]
+        rows.append(result_row(case, target, argvs[index], outcome))
+    rep = report(policy, rows, excluded, notes)
+    rep["json"]["elapsed"] = elapsed
     result.update({
         "results": rows, "passed": rep["summary"]["passed"], "summary": rep["summary"],
-        "mismatches": rep["mismatches"], "elapsed": round(elapsed, 3),
+        "mismatches": rep["mismatches"], "elapsed": elapsed,
         "report": {"text": rep["text"], "json": rep["json"], "junit": rep["junit"]},
     })
     return result
