@@ -99,8 +99,8 @@ def service_entry(policy, rule):
     else:
         ports = [{"number": rule.port, "name": "http", "protocol": "HTTP"}]
     return manifest(policy.api_versions["networking"], "ServiceEntry",
-                    object_meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule,
-                                _hosts_annotation(rule)),
+                    object_meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule, _hosts_annotation(rule)),
                     {"hosts": list(rule.hosts), "exportTo": ["*"], "location": "MESH_EXTERNAL",
                      "ports": ports, "resolution": "DNS"})
 
@@ -150,7 +150,8 @@ def gateway(policy, rule):
     else:
         servers = [_gateway_server(port, "https", "HTTPS", rule.hosts)]
     return manifest(policy.api_versions["networking"], "Gateway",
-                    object_meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule),
+                    object_meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule),
                     {"selector": dict(policy.gateway["labels"]), "servers": servers})
 
 
@@ -234,8 +235,8 @@ def origination_destination_rule(policy, rule, host):
     return manifest(policy.api_versions["networking"], "DestinationRule",
                     object_meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
                                 COMPONENT_RULE, rule),
-                    {"host": origination_host(host), "workloadSelector": {"matchLabels": dict(policy.gateway["labels"])},
-                     "exportTo": ["."],
+                    {"host": origination_host(host),
+                     "workloadSelector": {"matchLabels": dict(policy.gateway["labels"])}, "exportTo": ["."],
                      "trafficPolicy": {"portLevelSettings": [{"port": {"number": rule.port}, "tls": tls}]}})
 
 
@@ -281,8 +282,8 @@ def authorization_policy(policy, rule):
         policy_rule["when"] = when
     annotations = {DRY_RUN_ANNOTATION: "true"} if rule.dry_run else None
     return manifest(policy.api_versions["security"], "AuthorizationPolicy",
-                    object_meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule,
-                                annotations),
+                    object_meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule, annotations),
                     {"selector": {"matchLabels": dict(policy.gateway["labels"])}, "action": "ALLOW",
                      "rules": [policy_rule]})
 

@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.meshguard.egress.plugins.module_utils.kinds import api_version_of
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     COMPONENT_GATEWAY, ownership_labels, select_components)
 from ansible_collections.meshguard.egress.plugins.module_utils.manifest import manifest, object_meta
@@ -30,21 +31,24 @@ def _gateway_pod_labels(policy):
     return labels
 
 
-def gateway_service_account(policy):
+def _gateway_meta(policy, name=None):
     gw = policy.gateway
-    return manifest("v1", "ServiceAccount", object_meta(policy, gw["service_account"], gw["namespace"], COMPONENT_GATEWAY))
+    return object_meta(policy, name or gw["name"], gw["namespace"], COMPONENT_GATEWAY)
+
+
+def gateway_service_account(policy):
+    return manifest(api_version_of("ServiceAccount"), "ServiceAccount",
+                    _gateway_meta(policy, policy.gateway["service_account"]))
 
 
 def gateway_role(policy):
-    gw = policy.gateway
-    return manifest("rbac.authorization.k8s.io/v1", "Role", object_meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
+    return manifest(api_version_of("Role"), "Role", _gateway_meta(policy),
                     rules=[{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "watch", "list"]}])
 
 
 def gateway_role_binding(policy):
     gw = policy.gateway
-    return manifest("rbac.authorization.k8s.io/v1", "RoleBinding",
-                    object_meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
+    return manifest(api_version_of("RoleBinding"), "RoleBinding", _gateway_meta(policy),
                     roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": gw["name"]},
                     subjects=[{"kind": "ServiceAccount", "name": gw["service_account"]}])
 
@@ -57,7 +61,7 @@ def gateway_service(policy):
               "targetPort": gw["container_ports"]["http"]},
              {"name": "https", "port": gw["service_ports"]["https"], "protocol": "TCP",
               "targetPort": gw["container_ports"]["https"]}]
-    return manifest("v1", "Service", object_meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
+    return manifest(api_version_of("Service"), "Service", _gateway_meta(policy),
                     {"type": "ClusterIP", "selector": dict(gw["labels"]), "ports": ports})
 
 
@@ -84,7 +88,7 @@ def gateway_deployment(policy):
     if min(gw["container_ports"].values()) < 1024:
         # The istio/gateway chart's way to let the non-root proxy bind ports below 1024.
         pod_spec["securityContext"] = {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}
-    return manifest("apps/v1", "Deployment", object_meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
+    return manifest(api_version_of("Deployment"), "Deployment", _gateway_meta(policy),
                     {"replicas": gw["replicas"], "selector": {"matchLabels": dict(gw["labels"])},
                      "template": {"metadata": {"annotations": {"inject.istio.io/templates": "gateway"},
                                                "labels": _gateway_pod_labels(policy)},
@@ -112,24 +116,22 @@ def gateway_workload(resources, pdb=True, autoscaling=None):
     meta = deployment["metadata"]
     extra_meta = {"name": meta["name"], "namespace": meta["namespace"], "labels": dict(meta.get("labels") or {})}
     if pdb:
-        objs.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": copy.deepcopy(extra_meta),
-                     "spec": {"maxUnavailable": 1,
-                              "selector": copy.deepcopy(deployment["spec"]["selector"])}})
+        objs.append(manifest(api_version_of("PodDisruptionBudget"), "PodDisruptionBudget", copy.deepcopy(extra_meta),
+                             {"maxUnavailable": 1, "selector": copy.deepcopy(deployment["spec"]["selector"])}))
     if autoscaling.get("enabled"):
         deployment["spec"].pop("replicas", None)
-        objs.append({
-            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": copy.deepcopy(extra_meta),
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"]},
-                     "minReplicas": int(autoscaling.get("min_replicas", 1)),
-                     "maxReplicas": int(autoscaling.get("max_replicas", 5)),
-                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                         "type": "Utilization",
-                         "averageUtilization": int(autoscaling.get("target_cpu_utilization", 80))}}}]}})
+        hpa = api_version_of("HorizontalPodAutoscaler")
+        objs.append(manifest(hpa, "HorizontalPodAutoscaler", copy.deepcopy(extra_meta), {
+            "scaleTargetRef": {"apiVersion": api_version_of("Deployment"), "kind": "Deployment", "name": meta["name"]},
+            "minReplicas": int(autoscaling.get("min_replicas", 1)),
+            "maxReplicas": int(autoscaling.get("max_replicas", 5)),
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                "type": "Utilization", "averageUtilization": int(autoscaling.get("target_cpu_utilization", 80))}}}]}))
     return objs
 
 
 def namespace_object(name, policy_name, component):
     """A Namespace for objects of policy `policy_name`, labelled as its `component`'s (apply
     creates missing namespaces with it when asked to)."""
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": ownership_labels(policy_name, component)}}
+    return manifest(api_version_of("Namespace"), "Namespace",
+                    {"name": name, "labels": ownership_labels(policy_name, component)})

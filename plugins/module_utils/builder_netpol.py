@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.meshguard.egress.plugins.module_utils.kinds import api_version_of
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import COMPONENT_NETPOL
 from ansible_collections.meshguard.egress.plugins.module_utils.manifest import manifest, object_meta, policy_object_name
 
@@ -52,7 +53,7 @@ def network_policy(policy, namespace, covered=None):
     ]
     if policy.network_policy["allowed_cidrs"]:
         egress.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in policy.network_policy["allowed_cidrs"]]})
-    return manifest("networking.k8s.io/v1", "NetworkPolicy",
+    return manifest(api_version_of("NetworkPolicy"), "NetworkPolicy",
                     object_meta(policy, policy_object_name(policy, "anti-bypass"), namespace, COMPONENT_NETPOL),
                     {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress})
 

@@ -81,6 +81,13 @@ CLUSTER_SCOPED = frozenset(k.group_kind for k in KINDS if not k.namespaced)
 # {group: version}: the API version of a group when neither an object nor the policy names one.
 DEFAULT_VERSIONS = dict((k.group, k.version) for k in KINDS)
 _PHASE_OF_KIND = dict((k.kind, k.phase) for k in KINDS)
+_API_VERSION_OF_KIND = dict((k.kind, "%s/%s" % (k.group, k.version) if k.group else k.version) for k in KINDS)
+
+
+def api_version_of(kind):
+    """The API version the builder writes for a kind of the table ("apps/v1" for Deployment).
+    The Istio kinds take the policy's api_versions instead (Policy.api_versions)."""
+    return _API_VERSION_OF_KIND[kind]
 
 
 def phase_of(kind):

@@ -25,6 +25,7 @@ from collections import namedtuple
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.errors import ApplyError, api_error
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import sidecar_namespaces
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import K8sApiError
+from ansible_collections.meshguard.egress.plugins.module_utils.kinds import api_version_of
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import COMPONENT_MESH, MESH_PREVIOUS_ANNOTATION
 
 try:
@@ -121,7 +122,7 @@ def mesh_configmap(client, mesh, policy_name, state="present", check_mode=False,
     namespace, name, key = mesh["namespace"], mesh["configmap"], mesh.get("key") or "mesh"
     where = "ConfigMap %s/%s" % (namespace, name)
     try:
-        cm = client.get("v1", "ConfigMap", name, namespace)
+        cm = client.get(api_version_of("ConfigMap"), "ConfigMap", name, namespace)
     except K8sApiError as exc:
         raise ApplyError(api_error(exc, "get " + where))
     result = {"changed": False, "warnings": [], "diff": []}
@@ -198,7 +199,8 @@ def _send_patch(client, where, name, namespace, key, resource_version, change, c
     if change.text_changed:
         patch["data"] = {key: change.text}
     try:
-        return client.patch("v1", "ConfigMap", name, namespace, patch, "merge", dry_run=check_mode)
+        return client.patch(api_version_of("ConfigMap"), "ConfigMap", name, namespace, patch, "merge",
+                            dry_run=check_mode)
     except K8sApiError as exc:
         if exc.conflict:
             raise ApplyError("%s changed while we edited it (HTTP 409); run again" % where)

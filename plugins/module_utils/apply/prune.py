@@ -17,12 +17,13 @@ from ansible_collections.meshguard.egress.plugins.module_utils.apply.errors impo
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.objects import describe
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.run import Outcome
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import K8sApiError
-from ansible_collections.meshguard.egress.plugins.module_utils.kinds import PHASE_NAMES, PHASE_NAMESPACES, phase_of
+from ansible_collections.meshguard.egress.plugins.module_utils.kinds import (
+    PHASE_NAMES, PHASE_NAMESPACES, api_version_of, phase_of)
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import LABEL_COMPONENT, is_owned
 
 # Kinds checked before deleting a Namespace we created: anything of someone else's keeps it.
-_NAMESPACE_CONTENT_KINDS = (("v1", "Pod"), ("v1", "Service"), ("v1", "ConfigMap"), ("v1", "ServiceAccount"),
-                            ("apps/v1", "Deployment"), ("v1", "Secret"))
+_NAMESPACE_CONTENT_KINDS = tuple((api_version_of(kind), kind) for kind in (
+    "Pod", "Service", "ConfigMap", "ServiceAccount", "Deployment", "Secret"))
 
 
 def prune_unwanted(run, managed, wanted_keys):

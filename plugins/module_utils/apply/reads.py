@@ -16,7 +16,8 @@ __metaclass__ = type
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.errors import api_error
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.objects import object_key
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import K8sApiError, split_api_version
-from ansible_collections.meshguard.egress.plugins.module_utils.kinds import CLUSTER_SCOPED, api_version_for, kinds_of
+from ansible_collections.meshguard.egress.plugins.module_utils.kinds import (
+    CLUSTER_SCOPED, api_version_for, api_version_of, kinds_of)
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     COMPONENT_RULE, LABEL_MANAGED_BY, MANAGED_BY, managed_selector)
 
@@ -120,7 +121,7 @@ def missing_namespaces(run, needed, live):
         if found is not None:
             return name, True, None
         try:
-            return name, run.client.get("v1", "Namespace", name) is not None, None
+            return name, run.client.get(api_version_of("Namespace"), "Namespace", name) is not None, None
         except K8sApiError as exc:
             return name, None, api_error(exc, "get Namespace %s" % name)
 
