@@ -2,8 +2,9 @@
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build the Kubernetes/Istio objects for a validated meshguard.egress Policy: the Istio
-objects of each rule, the allow-nothing AuthorizationPolicy, the outbound-policy Sidecars,
-and the assembly of every object of a policy (build_groups, build_resources, summary_lines).
+objects of each rule, the allow-nothing AuthorizationPolicy, the outbound-policy Sidecars and
+what the mesh_config role must change (mesh_config), and the assembly of every object of a
+policy (build_groups, build_resources, summary_lines).
 
 Beside it, one room each: the gateway workload (builder_gateway.py), the anti-bypass
 NetworkPolicies (builder_netpol.py), the skeleton every object shares (manifest.py), the
@@ -313,7 +314,7 @@ def rule_objects(policy, rule):
     return objs
 
 
-# --- the mesh's outbound traffic policy, method sidecar (method configmap: meshconfig.py) ---
+# --- the mesh's outbound traffic policy (editing Istio's mesh ConfigMap: meshconfig.py) ----
 
 def sidecar(policy, namespace):
     return manifest(policy.api_versions["networking"], "Sidecar",
@@ -331,6 +332,18 @@ def sidecar_namespaces(policy):
 
 def mesh_objects(policy):
     return [sidecar(policy, ns) for ns in sidecar_namespaces(policy)]
+
+
+def mesh_config(policy):
+    """What the mesh_config role must change, whichever method is chosen."""
+    mesh = policy.mesh
+    result = {"manage": mesh["manage"], "method": mesh["method"], "outbound_policy": mesh["outbound_policy"],
+              "scope": mesh["scope"]}
+    if mesh["method"] == "configmap":
+        result.update({"namespace": mesh["istio_namespace"], "configmap": mesh["configmap"], "key": "mesh"})
+    else:
+        result["sidecar_namespaces"] = sidecar_namespaces(policy)
+    return result
 
 
 # --- everything ---------------------------------------------------------------------------

@@ -1,18 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Istio's mesh ConfigMap (``istio`` or ``istio-<revision>``), both halves in one room: what
-a policy wants of the mesh (``mesh_config``, returned by egress_resources), the edit of the
-``outboundTrafficPolicy.mode`` key in the ConfigMap's ``mesh`` text and its restore
-(``patch_mesh_config_text``, ``restore_mesh_text``, ``mesh_mode``), whether a run changes the
-ConfigMap (``configmap_to_manage``), and the merge or restore on the cluster
+"""Istio's mesh ConfigMap (``istio`` or ``istio-<revision>``), both halves in one room: the
+edit of the ``outboundTrafficPolicy.mode`` key in the ConfigMap's ``mesh`` text and its
+restore (``patch_mesh_config_text``, ``restore_mesh_text``, ``mesh_mode``), whether a run
+changes the ConfigMap (``configmap_to_manage``), and the merge or restore on the cluster
 (``mesh_configmap``, with the client passed in).
 
 The ConfigMap is Istio's, not ours: only that one key of the mesh text changes; the value
 before the first change and the policies that asked for it are kept in the annotation
 ``MESH_PREVIOUS_ANNOTATION`` (labels.py), so teardown of the last policy restores it.
 
-Not here: the Sidecars of method ``sidecar`` (builder.py), the apply engine (apply/).
+Not here: what a policy wants of the mesh, whichever method (``builder.mesh_config``, next to
+the Sidecars of method ``sidecar``: rendering must not load this room, which imports the
+client), the apply engine (apply/).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,7 +24,6 @@ import json
 from collections import namedtuple
 
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.errors import ApplyError, api_error
-from ansible_collections.meshguard.egress.plugins.module_utils.builder import sidecar_namespaces
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import K8sApiError
 from ansible_collections.meshguard.egress.plugins.module_utils.kinds import api_version_of
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import COMPONENT_MESH, MESH_PREVIOUS_ANNOTATION
@@ -37,18 +37,6 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
 # What an edit leaves: the mesh text, whether it changed, and the record for the annotation
 # ({"previous": mode, "policies": [...]}, or None to remove the annotation).
 MeshChange = namedtuple("MeshChange", "text text_changed record")
-
-
-def mesh_config(policy):
-    """What the mesh_config role must change, whichever method is chosen."""
-    mesh = policy.mesh
-    result = {"manage": mesh["manage"], "method": mesh["method"], "outbound_policy": mesh["outbound_policy"],
-              "scope": mesh["scope"]}
-    if mesh["method"] == "configmap":
-        result.update({"namespace": mesh["istio_namespace"], "configmap": mesh["configmap"], "key": "mesh"})
-    else:
-        result["sidecar_namespaces"] = sidecar_namespaces(policy)
-    return result
 
 
 def configmap_to_manage(mesh, components):
@@ -111,7 +99,7 @@ def restore_mesh_text(text, previous):
 def mesh_configmap(client, mesh, policy_name, state="present", check_mode=False, diff=False):
     """Merge (present) or restore (absent) outboundTrafficPolicy.mode in Istio's mesh ConfigMap.
 
-    `mesh` is mesh_config()'s answer: namespace, configmap, key, outbound_policy.
+    `mesh` is the builder's mesh_config(): namespace, configmap, key, outbound_policy.
     Only that key of the mesh text changes; every other key and every other data entry stays.
     The value before the first change and the policies that asked for it are kept in the
     annotation MESH_PREVIOUS_ANNOTATION; teardown of the last of those policies restores it.

@@ -7,9 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_groups, summary_lines
+from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_groups, mesh_config, summary_lines
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import policy_labels
-from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import mesh_config
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 
 import json

@@ -62,7 +62,7 @@ def converge(client, resources, policy_name, components, *, state="present", mes
     warnings, mesh_diffs = [], []
 
     def mesh_step(step_state):
-        done = mesh_configmap(client, mesh, policy_name, step_state, check_mode, diff)
+        done = mesh_configmap(client, mesh, policy_name, state=step_state, check_mode=check_mode, diff=diff)
         result["mesh_changed"] = done["changed"]
         mesh_diffs.extend(done["diff"])
         warnings.extend(done["warnings"])

@@ -24,11 +24,11 @@ from ansible_collections.meshguard.egress.plugins.module_utils.apply.objects imp
     describe, hosts_of, in_sync, object_key, with_hash)
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.runner import apply_objects
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.waiter import wait_available
-from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources
+from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources, mesh_config
 from ansible_collections.meshguard.egress.plugins.module_utils.kinds import phase_of
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     ANNOTATION_HOSTS, LABEL_COMPONENT, LABEL_POLICY, LABEL_RULE, MESH_PREVIOUS_ANNOTATION)
-from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import mesh_config, mesh_configmap
+from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import mesh_configmap
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 
 from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils.fake_k8s import FakeClient

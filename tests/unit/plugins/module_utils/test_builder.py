@@ -295,5 +295,5 @@ def test_mesh_config_patch_keeps_other_settings():
 
 
 def test_mesh_config_descriptor(example):
-    cfg = meshconfig.mesh_config(normalize_policy(example("mixed")))
+    cfg = builder.mesh_config(normalize_policy(example("mixed")))
     assert (cfg["namespace"], cfg["configmap"], cfg["key"]) == ("istio-system", "istio-1-24-2", "mesh")

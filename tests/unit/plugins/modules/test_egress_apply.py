@@ -9,8 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources
-from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import mesh_config
+from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources, mesh_config
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.plugins.modules import egress_apply
 from ansible_collections.meshguard.egress.tests.unit.plugins.modules.module_harness import run_module
