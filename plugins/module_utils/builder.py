@@ -1,7 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Build the Kubernetes/Istio objects for a validated meshguard.egress Policy.
+"""Build the Kubernetes/Istio objects for a validated meshguard.egress Policy: the Istio
+objects of each rule, the allow-nothing AuthorizationPolicy, the outbound-policy Sidecars and
+what the mesh_config role must change (mesh_config), and the assembly of every object of a
+policy (build_groups, build_resources, summary_lines).
+
+Beside it, one room each: the gateway workload (builder_gateway.py), the anti-bypass
+NetworkPolicies (builder_netpol.py), the skeleton every object shares (manifest.py), the
+mesh ConfigMap (meshconfig.py). Not here: validation (policy.py), files (render.py).
 
 One function per kind. The shapes follow Istio's own egress tasks:
 - "Egress Gateways with TLS Origination" (tls: originate): ServiceEntry with ports 80/HTTP
@@ -24,48 +31,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.meshguard.egress.plugins.module_utils.builder_gateway import gateway_objects
+from ansible_collections.meshguard.egress.plugins.module_utils.builder_netpol import (
+    anti_bypass_summary, network_policy_objects)
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
-    ANNOTATION_HOSTS, COMPONENT_DEFAULT_DENY, COMPONENT_GATEWAY, COMPONENT_MESH, COMPONENT_NETPOL, COMPONENT_RULE,
-    ownership_labels)
-from ansible_collections.meshguard.egress.plugins.module_utils.policy_model import (
-    DEFAULT_POLICY_NAME, NAME_SEPARATOR, subset_name)
+    ANNOTATION_HOSTS, COMPONENT_DEFAULT_DENY, COMPONENT_MESH, COMPONENT_RULE)
+from ansible_collections.meshguard.egress.plugins.module_utils.manifest import manifest, object_meta, policy_object_name
+from ansible_collections.meshguard.egress.plugins.module_utils.policy_model import subset_name
 from ansible_collections.meshguard.egress.plugins.module_utils.validation import ORIGINATION_ALIAS_DOMAIN
 
 DRY_RUN_ANNOTATION = "istio.io/dry-run"
 
 
-def _meta(policy, name, namespace, component, rule=None, annotations=None):
-    labels = ownership_labels(policy.policy_name, component, rule.name if rule is not None else None)
-    meta = {"name": name, "namespace": namespace, "labels": labels}
-    if annotations:
-        meta["annotations"] = annotations
-    return meta
-
-
-def _obj(api_version, kind, metadata, spec=None, **extra):
-    obj = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
-    if spec is not None:
-        obj["spec"] = spec
-    obj.update(extra)
-    return obj
-
-
 def _gateway_ref(policy, rule):
     return "%s/%s" % (policy.gateway["namespace"], rule_object_name(policy, rule))
-
-
-def policy_object_name(policy, what):
-    """Name of an object of the whole policy (allow-nothing, anti-bypass, outbound-policy) or the
-    base of a rule's names: `<prefix><what>` for the default policy (the seed's names stay
-    readable), `<prefix><policy>--<what>` for every other one.
-
-    Two policies never share a name: names of the default policy contain no "--" (rule names,
-    policy names and the prefix may not contain it, and the prefix ends where an alphanumeric
-    name starts), every other policy's names contain exactly one, right after the policy name.
-    """
-    if policy.policy_name == DEFAULT_POLICY_NAME:
-        return policy.name_prefix + what
-    return policy.name_prefix + policy.policy_name + NAME_SEPARATOR + what
 
 
 def rule_object_name(policy, rule):
@@ -120,11 +99,11 @@ def service_entry(policy, rule):
         ports = [{"number": rule.port, "name": "tls", "protocol": "TLS"}]
     else:
         ports = [{"number": rule.port, "name": "http", "protocol": "HTTP"}]
-    return _obj(policy.api_versions["networking"], "ServiceEntry",
-                _meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule,
-                      _hosts_annotation(rule)),
-                {"hosts": list(rule.hosts), "exportTo": ["*"], "location": "MESH_EXTERNAL",
-                 "ports": ports, "resolution": "DNS"})
+    return manifest(policy.api_versions["networking"], "ServiceEntry",
+                    object_meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule, _hosts_annotation(rule)),
+                    {"hosts": list(rule.hosts), "exportTo": ["*"], "location": "MESH_EXTERNAL",
+                     "ports": ports, "resolution": "DNS"})
 
 
 def gateway_service_entry(policy, rule, host):
@@ -141,12 +120,12 @@ def gateway_service_entry(policy, rule, host):
     per host, since endpoints are shared by all hosts of an entry.
     Any other pod in the gateway's namespace sees it too: keep that namespace for the gateway.
     """
-    return _obj(policy.api_versions["networking"], "ServiceEntry",
-                _meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
-                      COMPONENT_RULE, rule, {ANNOTATION_HOSTS: host}),
-                {"hosts": [origination_host(host)], "exportTo": ["."], "location": "MESH_EXTERNAL",
-                 "ports": [{"number": rule.port, "name": "https", "protocol": "HTTPS"}], "resolution": "DNS",
-                 "endpoints": [{"address": host}]})
+    return manifest(policy.api_versions["networking"], "ServiceEntry",
+                    object_meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule, {ANNOTATION_HOSTS: host}),
+                    {"hosts": [origination_host(host)], "exportTo": ["."], "location": "MESH_EXTERNAL",
+                     "ports": [{"number": rule.port, "name": "https", "protocol": "HTTPS"}], "resolution": "DNS",
+                     "endpoints": [{"address": host}]})
 
 
 def _gateway_server(port, name, protocol, hosts):
@@ -171,9 +150,10 @@ def gateway(policy, rule):
                    for host in rule.hosts]
     else:
         servers = [_gateway_server(port, "https", "HTTPS", rule.hosts)]
-    return _obj(policy.api_versions["networking"], "Gateway",
-                _meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule),
-                {"selector": dict(policy.gateway["labels"]), "servers": servers})
+    return manifest(policy.api_versions["networking"], "Gateway",
+                    object_meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule),
+                    {"selector": dict(policy.gateway["labels"]), "servers": servers})
 
 
 def gateway_destination_rule(policy, rule):
@@ -189,10 +169,10 @@ def gateway_destination_rule(policy, rule):
                 "trafficPolicy": {"portLevelSettings": [
                     {"port": {"number": port}, "tls": {"mode": "ISTIO_MUTUAL", "sni": host}}]}}
                for host in rule.hosts]
-    return _obj(policy.api_versions["networking"], "DestinationRule",
-                _meta(policy, rule_object_name(policy, rule) + "-gateway", policy.gateway["namespace"],
-                      COMPONENT_RULE, rule),
-                {"host": policy.gateway_host(), "exportTo": ["*"], "subsets": subsets})
+    return manifest(policy.api_versions["networking"], "DestinationRule",
+                    object_meta(policy, rule_object_name(policy, rule) + "-gateway", policy.gateway["namespace"],
+                                COMPONENT_RULE, rule),
+                    {"host": policy.gateway_host(), "exportTo": ["*"], "subsets": subsets})
 
 
 def virtual_service(policy, rule, host):
@@ -208,9 +188,9 @@ def virtual_service(policy, rule, host):
     else:
         spec["http"] = [{"name": "mesh-to-egress-gateway", "match": [{"gateways": ["mesh"], "port": rule.app_port}],
                          "route": [to_gateway]}]
-    return _obj(policy.api_versions["networking"], "VirtualService",
-                _meta(policy, host_object_name(policy, rule, host), policy.gateway["namespace"],
-                      COMPONENT_RULE, rule), spec)
+    return manifest(policy.api_versions["networking"], "VirtualService",
+                    object_meta(policy, host_object_name(policy, rule, host), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule), spec)
 
 
 def gateway_virtual_service(policy, rule, host):
@@ -233,9 +213,9 @@ def gateway_virtual_service(policy, rule, host):
         spec["http"] = [{"name": "egress-gateway-to-external", "match": [{"gateways": [gw_ref], "port": gw_port}],
                          "headers": {"request": {"remove": list(INTERNAL_REQUEST_HEADERS)}},
                          "route": [to_external]}]
-    return _obj(policy.api_versions["networking"], "VirtualService",
-                _meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
-                      COMPONENT_RULE, rule), spec)
+    return manifest(policy.api_versions["networking"], "VirtualService",
+                    object_meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule), spec)
 
 
 def origination_destination_rule(policy, rule, host):
@@ -253,12 +233,12 @@ def origination_destination_rule(policy, rule, host):
         tls = {"mode": "MUTUAL", "credentialName": rule.credential_name, "sni": host, "subjectAltNames": [host]}
     else:
         tls = {"mode": "SIMPLE", "caCertificates": rule.ca_certificates, "sni": host, "subjectAltNames": [host]}
-    return _obj(policy.api_versions["networking"], "DestinationRule",
-                _meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
-                      COMPONENT_RULE, rule),
-                {"host": origination_host(host), "workloadSelector": {"matchLabels": dict(policy.gateway["labels"])},
-                 "exportTo": ["."],
-                 "trafficPolicy": {"portLevelSettings": [{"port": {"number": rule.port}, "tls": tls}]}})
+    return manifest(policy.api_versions["networking"], "DestinationRule",
+                    object_meta(policy, gateway_host_object_name(policy, rule, host), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule),
+                    {"host": origination_host(host),
+                     "workloadSelector": {"matchLabels": dict(policy.gateway["labels"])}, "exportTo": ["."],
+                     "trafficPolicy": {"portLevelSettings": [{"port": {"number": rule.port}, "tls": tls}]}})
 
 
 def authorization_sources(policy, rule):
@@ -302,11 +282,11 @@ def authorization_policy(policy, rule):
     if when:
         policy_rule["when"] = when
     annotations = {DRY_RUN_ANNOTATION: "true"} if rule.dry_run else None
-    return _obj(policy.api_versions["security"], "AuthorizationPolicy",
-                _meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"], COMPONENT_RULE, rule,
-                      annotations),
-                {"selector": {"matchLabels": dict(policy.gateway["labels"])}, "action": "ALLOW",
-                 "rules": [policy_rule]})
+    return manifest(policy.api_versions["security"], "AuthorizationPolicy",
+                    object_meta(policy, rule_object_name(policy, rule), policy.gateway["namespace"],
+                                COMPONENT_RULE, rule, annotations),
+                    {"selector": {"matchLabels": dict(policy.gateway["labels"])}, "action": "ALLOW",
+                     "rules": [policy_rule]})
 
 
 def allow_nothing_policy(policy):
@@ -314,10 +294,10 @@ def allow_nothing_policy(policy):
     matches nothing. It keeps the gateway default-deny when no other ALLOW policy is enforced
     there (no rules, or only dry-run rules), because a workload without any enforced ALLOW
     policy allows every request."""
-    return _obj(policy.api_versions["security"], "AuthorizationPolicy",
-                _meta(policy, policy_object_name(policy, "allow-nothing"), policy.gateway["namespace"],
-                      COMPONENT_DEFAULT_DENY),
-                {"selector": {"matchLabels": dict(policy.gateway["labels"])}, "action": "ALLOW"})
+    return manifest(policy.api_versions["security"], "AuthorizationPolicy",
+                    object_meta(policy, policy_object_name(policy, "allow-nothing"), policy.gateway["namespace"],
+                                COMPONENT_DEFAULT_DENY),
+                    {"selector": {"matchLabels": dict(policy.gateway["labels"])}, "action": "ALLOW"})
 
 
 def rule_objects(policy, rule):
@@ -334,91 +314,12 @@ def rule_objects(policy, rule):
     return objs
 
 
-# --- the egress gateway (istio/gateway chart style, gateway injection) ---------------------
-
-def _gateway_pod_labels(policy):
-    labels = dict(policy.gateway["labels"])
-    if policy.gateway["revision"]:
-        labels["istio.io/rev"] = policy.gateway["revision"]
-    else:
-        labels["sidecar.istio.io/inject"] = "true"
-    return labels
-
-
-def gateway_service_account(policy):
-    gw = policy.gateway
-    return _obj("v1", "ServiceAccount", _meta(policy, gw["service_account"], gw["namespace"], COMPONENT_GATEWAY))
-
-
-def gateway_role(policy):
-    gw = policy.gateway
-    return _obj("rbac.authorization.k8s.io/v1", "Role", _meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
-                rules=[{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "watch", "list"]}])
-
-
-def gateway_role_binding(policy):
-    gw = policy.gateway
-    return _obj("rbac.authorization.k8s.io/v1", "RoleBinding",
-                _meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
-                roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": gw["name"]},
-                subjects=[{"kind": "ServiceAccount", "name": gw["service_account"]}])
-
-
-def gateway_service(policy):
-    gw = policy.gateway
-    # Port names carry the protocol for Istio's protocol selection; these are the names of
-    # the legacy istio-egressgateway Service (http2 80->8080, https 443->8443).
-    ports = [{"name": "http2", "port": gw["service_ports"]["http"], "protocol": "TCP",
-              "targetPort": gw["container_ports"]["http"]},
-             {"name": "https", "port": gw["service_ports"]["https"], "protocol": "TCP",
-              "targetPort": gw["container_ports"]["https"]}]
-    return _obj("v1", "Service", _meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
-                {"type": "ClusterIP", "selector": dict(gw["labels"]), "ports": ports})
-
-
-def gateway_deployment(policy):
-    gw = policy.gateway
-    container_ports = [
-        {"containerPort": gw["container_ports"]["http"], "name": "http2", "protocol": "TCP"},
-        {"containerPort": gw["container_ports"]["https"], "name": "https", "protocol": "TCP"},
-        {"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"},
-    ]
-    pod_spec = {
-        "serviceAccountName": gw["service_account"],
-        "containers": [{
-            "name": "istio-proxy",
-            # "auto": the injector replaces it with the proxy image of the mesh revision.
-            "image": "auto",
-            "ports": container_ports,
-            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                "privileged": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True},
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                          "limits": {"cpu": "2", "memory": "1Gi"}},
-        }],
-    }
-    if min(gw["container_ports"].values()) < 1024:
-        # The istio/gateway chart's way to let the non-root proxy bind ports below 1024.
-        pod_spec["securityContext"] = {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}
-    return _obj("apps/v1", "Deployment", _meta(policy, gw["name"], gw["namespace"], COMPONENT_GATEWAY),
-                {"replicas": gw["replicas"], "selector": {"matchLabels": dict(gw["labels"])},
-                 "template": {"metadata": {"annotations": {"inject.istio.io/templates": "gateway"},
-                                           "labels": _gateway_pod_labels(policy)},
-                              "spec": pod_spec}})
-
-
-def gateway_objects(policy):
-    if not policy.gateway["manage"]:
-        return []
-    return [gateway_service_account(policy), gateway_role(policy), gateway_role_binding(policy),
-            gateway_service(policy), gateway_deployment(policy)]
-
-
-# --- mesh config -------------------------------------------------------------------------
+# --- the mesh's outbound traffic policy (editing Istio's mesh ConfigMap: meshconfig.py) ----
 
 def sidecar(policy, namespace):
-    return _obj(policy.api_versions["networking"], "Sidecar",
-                _meta(policy, policy_object_name(policy, "outbound-policy"), namespace, COMPONENT_MESH),
-                {"outboundTrafficPolicy": {"mode": policy.mesh["outbound_policy"]}})
+    return manifest(policy.api_versions["networking"], "Sidecar",
+                    object_meta(policy, policy_object_name(policy, "outbound-policy"), namespace, COMPONENT_MESH),
+                    {"outboundTrafficPolicy": {"mode": policy.mesh["outbound_policy"]}})
 
 
 def sidecar_namespaces(policy):
@@ -443,85 +344,6 @@ def mesh_config(policy):
     else:
         result["sidecar_namespaces"] = sidecar_namespaces(policy)
     return result
-
-
-def patch_mesh_config_text(mesh_text, outbound_policy, yaml_module):
-    """Return the `mesh` ConfigMap value with outboundTrafficPolicy.mode set; other keys kept.
-
-    `yaml_module` is PyYAML (passed in so this module imports nothing optional).
-    Comments in the original text are not preserved.
-    """
-    data = yaml_module.safe_load(mesh_text or "") or {}
-    if not isinstance(data, dict):
-        raise ValueError("the mesh config is not a YAML mapping")
-    current = (data.get("outboundTrafficPolicy") or {}).get("mode")
-    if current == outbound_policy:
-        return mesh_text, False
-    data.setdefault("outboundTrafficPolicy", {})
-    if not isinstance(data["outboundTrafficPolicy"], dict):
-        data["outboundTrafficPolicy"] = {}
-    data["outboundTrafficPolicy"]["mode"] = outbound_policy
-    return yaml_module.safe_dump(data, default_flow_style=False, sort_keys=True), True
-
-
-# --- anti-bypass NetworkPolicies ----------------------------------------------------------
-
-DNS_PORTS = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
-# istiod's xDS and CA port (sidecars fetch their config and certificates there).
-ISTIOD_PORTS = [{"port": 15012, "protocol": "TCP"}]
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-
-
-def anti_bypass_namespaces(policy):
-    """The namespaces the anti-bypass NetworkPolicies cover (policy_sections.normalize_network_policy)."""
-    return list(policy.network_policy["covered"]) if policy.network_policy["enabled"] else []
-
-
-def _namespace_is(names):
-    return {"matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": sorted(names)}]}
-
-
-def network_policy(policy, namespace, covered=None):
-    """No pod of a covered namespace may open a connection outside the cluster; in-cluster
-    traffic keeps working (Istio's egress docs, "Additional security considerations").
-
-    Allowed destinations, and nothing else: pods of the covered namespaces (a pod of an
-    uncovered namespace could relay to the outside, so it is not a destination), the egress
-    gateway's pods on their container ports, DNS in kube-system, istiod on 15012, and
-    `allowed_cidrs` (e.g. the API server, which is not a pod)."""
-    gw = policy.gateway
-    covered = anti_bypass_namespaces(policy) if covered is None else covered
-    egress = [
-        {"to": [{"namespaceSelector": _namespace_is(covered)}]},
-        {"to": [{"namespaceSelector": _namespace_is([gw["namespace"]]),
-                 "podSelector": {"matchLabels": dict(gw["labels"])}}],
-         "ports": [{"port": gw["container_ports"][key], "protocol": "TCP"} for key in ("http", "https")]},
-        {"to": [{"namespaceSelector": _namespace_is(["kube-system"])}], "ports": list(DNS_PORTS)},
-        {"to": [{"namespaceSelector": _namespace_is([policy.mesh["istio_namespace"]]),
-                 "podSelector": {"matchLabels": {"app": "istiod"}}}], "ports": list(ISTIOD_PORTS)},
-    ]
-    if policy.network_policy["allowed_cidrs"]:
-        egress.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in policy.network_policy["allowed_cidrs"]]})
-    return _obj("networking.k8s.io/v1", "NetworkPolicy",
-                _meta(policy, policy_object_name(policy, "anti-bypass"), namespace, COMPONENT_NETPOL),
-                {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress})
-
-
-def network_policy_objects(policy):
-    covered = anti_bypass_namespaces(policy)
-    return [network_policy(policy, ns, covered) for ns in covered]
-
-
-def anti_bypass_summary(policy):
-    """What the anti-bypass NetworkPolicies cover, said plainly."""
-    netpol = policy.network_policy
-    if not netpol["enabled"]:
-        return "anti-bypass NetworkPolicies off: a pod that skips its sidecar can reach the outside"
-    covered = anti_bypass_namespaces(policy)
-    text = "anti-bypass NetworkPolicies cover %s" % (", ".join(covered) if covered else "NO namespace")
-    if netpol["namespace_selector"] is not None and not netpol["discovered"]:
-        text += " (namespace_selector is resolved on the cluster by the egress_policy role, not when rendering)"
-    return text + "; pods of any other namespace, and of %s, can still bypass the gateway" % policy.gateway["namespace"]
 
 
 # --- everything ---------------------------------------------------------------------------

@@ -35,6 +35,8 @@ import json
 import threading
 import traceback
 
+from ansible_collections.meshguard.egress.plugins.module_utils.kinds import KINDS
+
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
         AUTH_ARG_SPEC as _CORE_AUTH_ARG_SPEC)
@@ -60,28 +62,10 @@ FIELD_MANAGER = "meshguard-egress"
 
 AUTH_ARG_SPEC = copy.deepcopy(_CORE_AUTH_ARG_SPEC)
 
-# (API group, kind) -> (resource plural, namespaced). Every kind the collection creates or
-# reads; anything else is discovered (one request per group/version and client).
-KNOWN_RESOURCES = {
-    ("", "Namespace"): ("namespaces", False),
-    ("", "ConfigMap"): ("configmaps", True),
-    ("", "Secret"): ("secrets", True),
-    ("", "Service"): ("services", True),
-    ("", "ServiceAccount"): ("serviceaccounts", True),
-    ("", "Pod"): ("pods", True),
-    ("apps", "Deployment"): ("deployments", True),
-    ("policy", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
-    ("autoscaling", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
-    ("rbac.authorization.k8s.io", "Role"): ("roles", True),
-    ("rbac.authorization.k8s.io", "RoleBinding"): ("rolebindings", True),
-    ("networking.k8s.io", "NetworkPolicy"): ("networkpolicies", True),
-    ("networking.istio.io", "ServiceEntry"): ("serviceentries", True),
-    ("networking.istio.io", "Gateway"): ("gateways", True),
-    ("networking.istio.io", "DestinationRule"): ("destinationrules", True),
-    ("networking.istio.io", "VirtualService"): ("virtualservices", True),
-    ("networking.istio.io", "Sidecar"): ("sidecars", True),
-    ("security.istio.io", "AuthorizationPolicy"): ("authorizationpolicies", True),
-}
+# (API group, kind) -> (resource plural, namespaced), from the table of kinds (kinds.py): every
+# kind the collection creates or reads. Anything else is discovered (one request per group/version
+# and client).
+KNOWN_RESOURCES = dict((k.group_kind, (k.plural, k.namespaced)) for k in KINDS)
 
 
 class ClientError(Exception):

@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ownership labels: the one home of the labels that mark what meshguard.egress created.
+"""Labels and annotations: the one home of every ``egress.meshguard.io`` key (and of the
+``app.kubernetes.io/managed-by`` value) that marks what meshguard.egress created or changed.
 
-The builder stamps them on every object; apply prunes by them; teardown deletes by them.
-An object without ``app.kubernetes.io/managed-by: meshguard.egress`` *and* this policy's
-``egress.meshguard.io/policy`` label is never changed or deleted by this collection.
+The builder stamps the ownership labels on every object; apply prunes by them; teardown
+deletes by them. An object without ``app.kubernetes.io/managed-by: meshguard.egress`` *and*
+this policy's ``egress.meshguard.io/policy`` label is never changed or deleted by this
+collection. Not here: which kinds we manage (kinds.py), how objects are built (builder*.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,6 +23,12 @@ LABEL_COMPONENT = "egress.meshguard.io/component"
 # Hosts a rule object routes, so that an apply can see which policy claims a host
 # (one label per host is not possible: label keys cannot hold a FQDN longer than 63).
 ANNOTATION_HOSTS = "egress.meshguard.io/hosts"
+# sha256 of the wanted object, set by apply: a live object carrying the hash of what we want
+# (and still holding every wanted field) needs no request at all.
+APPLIED_HASH_ANNOTATION = "egress.meshguard.io/applied-hash"
+# On Istio's mesh ConfigMap (not ours): the outbound traffic policy before the first policy
+# changed it, and the policies that want it changed. Teardown of the last one restores it.
+MESH_PREVIOUS_ANNOTATION = "egress.meshguard.io/previous-outbound-policy"
 
 COMPONENT_RULE = "rule"
 COMPONENT_GATEWAY = "gateway"

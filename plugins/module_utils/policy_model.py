@@ -35,7 +35,7 @@ SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 TOP_DEFAULTS = {"trust_domain": "cluster.local", "cluster_domain": "cluster.local",
                 "policy_name": "default", "name_prefix": "meshguard-", "allow_empty": False}
 # The policy whose object names omit the policy name (the seed's names stay readable); every
-# other policy's names carry it, after NAME_SEPARATOR (see builder.policy_object_name).
+# other policy's names carry it, after NAME_SEPARATOR (see manifest.policy_object_name).
 DEFAULT_POLICY_NAME = "default"
 # "--" separates the policy name from the rule name in object names; rule names, policy names
 # and the name prefix may not contain it, so names of two policies can never coincide.

@@ -195,8 +195,10 @@ mesh_changed:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.meshguard.egress.plugins.module_utils.apply import (
-    COMPONENTS, ApplyError, configmap_to_manage, converge, failure_result)
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.errors import ApplyError, failure_result
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.runner import converge
+from ansible_collections.meshguard.egress.plugins.module_utils.labels import COMPONENTS
+from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import configmap_to_manage
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import (
     AUTH_ARG_SPEC, HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClientError, get_client)
 

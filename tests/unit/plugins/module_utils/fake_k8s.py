@@ -17,7 +17,7 @@ import copy
 import itertools
 import threading
 
-from ansible_collections.meshguard.egress.plugins.module_utils.apply import clean_for_diff, object_key
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.objects import clean_for_diff, object_key
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import K8sApiError, split_api_version
 
 

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The apply engine (module_utils/apply.py) against an in-memory API (fake_k8s.FakeClient).
+"""The apply engine (module_utils/apply/) and the mesh ConfigMap (module_utils/meshconfig.py)
+against an in-memory API (fake_k8s.FakeClient).
 
 What the real API server does (server-side apply, dry run, strict validation, RBAC) is
 proven in the lab tier (tests/lab/test_apply.py); these tests pin the engine's decisions:
@@ -18,10 +19,16 @@ import json
 import pytest
 import yaml
 
-from ansible_collections.meshguard.egress.plugins.module_utils import apply as ap
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.errors import ApplyError
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.objects import (
+    describe, hosts_of, in_sync, object_key, with_hash)
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.runner import apply_objects
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.waiter import wait_available
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources, mesh_config
+from ansible_collections.meshguard.egress.plugins.module_utils.kinds import phase_of
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
-    ANNOTATION_HOSTS, LABEL_COMPONENT, LABEL_POLICY, LABEL_RULE)
+    ANNOTATION_HOSTS, LABEL_COMPONENT, LABEL_POLICY, LABEL_RULE, MESH_PREVIOUS_ANNOTATION)
+from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import mesh_configmap
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 
 from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils.fake_k8s import FakeClient
@@ -54,7 +61,7 @@ def only(objs, components):
 
 def run(client, objs, components=None, policy="default", **kwargs):
     components = components or ALL
-    return ap.apply_objects(client, only(objs, components), policy, components, **kwargs)
+    return apply_objects(client, only(objs, components), policy, components, **kwargs)
 
 
 @pytest.fixture
@@ -68,7 +75,7 @@ def test_empty_cluster_creates_everything_in_phase_order(cluster):
     assert result["changed"]
     assert len(result["created"]) == len(objs)
     applied = [entry[1][1] for entry in cluster.log if entry[0] == "apply"]
-    phases = [ap.phase_of(kind) for kind in applied]
+    phases = [phase_of(kind) for kind in applied]
     assert phases == sorted(phases), applied
     # the gateway workload before any Istio object; AuthorizationPolicies before any route
     assert applied.index("Deployment") < applied.index("AuthorizationPolicy") < applied.index("VirtualService")
@@ -92,7 +99,7 @@ def test_drift_is_repaired_and_reported(cluster):
     key = [k for k in cluster.keys("AuthorizationPolicy") if "baidu" in k[3]][0]
     cluster.store[key]["spec"]["action"] = "DENY"
     result = run(cluster, objs)
-    assert result["updated"] == [ap.describe(key)]
+    assert result["updated"] == [describe(key)]
     assert cluster.store[key]["spec"]["action"] == "ALLOW"
 
 
@@ -114,13 +121,13 @@ def test_removed_rule_prunes_exactly_its_objects(cluster):
                            "spec": {"hosts": ["api.github.com"]}})
     dummy, other = build([rule("pypi", "pypi.org")], policy_name="team-b")
     run(cluster, other, components=POLICY_COMPONENTS, policy="team-b")
-    other_keys = set(ap.object_key(o) for o in only(other, ["rule", "default-deny"]))
+    other_keys = set(object_key(o) for o in only(other, ["rule", "default-deny"]))
 
     dummy, objs2 = build([rule("baidu", "www.baidu.com")])
     result = run(cluster, objs2)
-    github = set(ap.object_key(o) for o in objs if o["metadata"]["labels"].get(LABEL_RULE) == "github")
-    assert sorted(result["deleted"]) == sorted(ap.describe(k) for k in github)
-    assert ap.object_key(foreign) in cluster.store
+    github = set(object_key(o) for o in objs if o["metadata"]["labels"].get(LABEL_RULE) == "github")
+    assert sorted(result["deleted"]) == sorted(describe(k) for k in github)
+    assert object_key(foreign) in cluster.store
     assert other_keys <= set(cluster.store)
     # routes before the AuthorizationPolicy that guards them
     deleted = [entry[1][1] for entry in cluster.log if entry[0] == "delete"]
@@ -131,7 +138,7 @@ def test_components_scope_the_prune(cluster):
     dummy, objs = build([rule("baidu", "www.baidu.com")])
     run(cluster, objs)
     # the gateway role with no gateway objects prunes only gateway objects
-    result = ap.apply_objects(cluster, [], "default", ["gateway"])
+    result = apply_objects(cluster, [], "default", ["gateway"])
     assert result["deleted"] and all(
         any(kind in d for kind in ("ServiceAccount", "Role", "Service", "Deployment")) for d in result["deleted"])
     assert any(k[1] == "VirtualService" for k in cluster.store)
@@ -143,7 +150,7 @@ def test_unlabelled_object_of_the_same_name_is_refused_before_any_write(cluster)
     squatter = copy.deepcopy(se)
     del squatter["metadata"]["labels"]
     cluster.put(squatter)
-    with pytest.raises(ap.ApplyError) as info:
+    with pytest.raises(ApplyError) as info:
         run(cluster, objs)
     assert "refusing to change ServiceEntry istio-system/%s" % se["metadata"]["name"] in str(info.value)
     assert "without the meshguard.egress ownership labels" in str(info.value)
@@ -155,7 +162,7 @@ def test_host_claimed_by_two_policies_fails_naming_both(cluster):
     run(cluster, other, components=POLICY_COMPONENTS, policy="team-b")
     writes = len(cluster.writes())
     dummy, objs = build([rule("baidu", "www.baidu.com")])
-    with pytest.raises(ap.ApplyError) as info:
+    with pytest.raises(ApplyError) as info:
         run(cluster, objs, components=POLICY_COMPONENTS)
     message = str(info.value)
     assert "www.baidu.com" in message and "'default'" in message and "'team-b'" in message
@@ -164,19 +171,19 @@ def test_host_claimed_by_two_policies_fails_naming_both(cluster):
 
 def test_hosts_annotation_is_read():
     obj = {"kind": "VirtualService", "metadata": {"annotations": {ANNOTATION_HOSTS: "a.example.com,b.example.com"}}}
-    assert ap.hosts_of(obj) == ["a.example.com", "b.example.com"]
+    assert hosts_of(obj) == ["a.example.com", "b.example.com"]
     obj["metadata"]["annotations"][ANNOTATION_HOSTS] = json.dumps(["c.example.com"])
-    assert ap.hosts_of(obj) == ["c.example.com"]
-    assert ap.hosts_of({"kind": "ServiceEntry", "spec": {"hosts": ["d.example.com"]}}) == ["d.example.com"]
+    assert hosts_of(obj) == ["c.example.com"]
+    assert hosts_of({"kind": "ServiceEntry", "spec": {"hosts": ["d.example.com"]}}) == ["d.example.com"]
 
 
 def test_objects_of_another_component_or_policy_are_rejected_without_a_request(cluster):
     dummy, objs = build([rule("baidu", "www.baidu.com")])
-    with pytest.raises(ap.ApplyError) as info:
-        ap.apply_objects(cluster, objs, "default", ["rule"])
+    with pytest.raises(ApplyError) as info:
+        apply_objects(cluster, objs, "default", ["rule"])
     assert "component 'gateway' is not managed by this call" in str(info.value)
-    with pytest.raises(ap.ApplyError) as info:
-        ap.apply_objects(cluster, only(objs, ["rule"]), "team-b", ["rule"])
+    with pytest.raises(ApplyError) as info:
+        apply_objects(cluster, only(objs, ["rule"]), "team-b", ["rule"])
     assert "lacks the ownership labels of policy 'team-b'" in str(info.value)
     assert cluster.log == []
 
@@ -205,18 +212,18 @@ def test_state_absent_removes_exactly_this_policy(cluster):
     run(cluster, objs)
     dummy, other = build([rule("pypi", "pypi.org")], policy_name="team-b")
     run(cluster, other, components=POLICY_COMPONENTS, policy="team-b")
-    result = ap.apply_objects(cluster, objs, "default", ALL, state="absent")
+    result = apply_objects(cluster, objs, "default", ALL, state="absent")
     assert len(result["deleted"]) == len(objs)
     left = [o for o in cluster.store.values() if (o["metadata"].get("labels") or {}).get(LABEL_POLICY)]
     assert left and all(o["metadata"]["labels"][LABEL_POLICY] == "team-b" for o in left)
-    again = ap.apply_objects(cluster, [], "default", ALL, state="absent")
+    again = apply_objects(cluster, [], "default", ALL, state="absent")
     assert not again["changed"]
 
 
 def test_missing_namespace_fails_or_is_created():
     cluster = FakeClient(namespaces("bookinfo"))
     dummy, objs = build([rule("baidu", "www.baidu.com")])
-    with pytest.raises(ap.ApplyError) as info:
+    with pytest.raises(ApplyError) as info:
         run(cluster, objs, components=["gateway"])
     assert "istio-system does not exist" in str(info.value)
     assert cluster.writes() == []
@@ -224,7 +231,7 @@ def test_missing_namespace_fails_or_is_created():
     assert "Namespace istio-system" in result["created"]
     assert ("", "Namespace", "", "istio-system") in cluster.store
     # teardown removes the namespace it created, once nothing else is in it
-    result = ap.apply_objects(cluster, [], "default", ["gateway"], state="absent")
+    result = apply_objects(cluster, [], "default", ["gateway"], state="absent")
     assert "Namespace istio-system" in result["deleted"]
 
 
@@ -233,7 +240,7 @@ def test_created_namespace_with_foreign_content_is_kept():
     dummy, objs = build([rule("baidu", "www.baidu.com")])
     run(cluster, objs, components=["gateway"], create_namespaces=True)
     cluster.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "theirs", "namespace": "istio-system"}})
-    result = ap.apply_objects(cluster, [], "default", ["gateway"], state="absent")
+    result = apply_objects(cluster, [], "default", ["gateway"], state="absent")
     assert result["kept"] == ["Namespace istio-system"]
     assert any("ConfigMap istio-system/theirs" in w for w in result["warnings"])
 
@@ -241,7 +248,7 @@ def test_created_namespace_with_foreign_content_is_kept():
 def test_forbidden_list_names_the_permission_and_writes_nothing(cluster):
     cluster.forbidden.add("VirtualService")
     dummy, objs = build([rule("baidu", "www.baidu.com")])
-    with pytest.raises(ap.ApplyError) as info:
+    with pytest.raises(ApplyError) as info:
         run(cluster, objs)
     assert 'cannot list resource "VirtualService"' in str(info.value)
     assert "permission denied" in str(info.value)
@@ -251,18 +258,18 @@ def test_forbidden_list_names_the_permission_and_writes_nothing(cluster):
 def test_field_conflict_is_reported_unless_forced(cluster):
     dummy, objs = build([rule("baidu", "www.baidu.com")])
     se = [o for o in objs if o["kind"] == "ServiceEntry"][0]
-    cluster.conflicts.add(ap.object_key(se))
-    with pytest.raises(ap.ApplyError) as info:
+    cluster.conflicts.add(object_key(se))
+    with pytest.raises(ApplyError) as info:
         run(cluster, objs)
     assert "force: true" in str(info.value) and "helm" in str(info.value)
     result = run(cluster, objs, force=True)
-    assert ap.describe(ap.object_key(se)) in result["created"]
+    assert describe(object_key(se)) in result["created"]
 
 
 def test_api_server_down_is_a_clear_error(cluster):
     cluster.down = True
     dummy, objs = build([rule("baidu", "www.baidu.com")])
-    with pytest.raises(ap.ApplyError) as info:
+    with pytest.raises(ApplyError) as info:
         run(cluster, objs)
     assert "did not answer" in str(info.value)
 
@@ -272,7 +279,7 @@ def test_missing_kind_is_ignored_only_when_nothing_of_it_is_wanted(cluster):
     dummy, objs = build([rule("baidu", "www.baidu.com")])
     assert run(cluster, objs)["changed"]
     cluster.missing_kinds.add("VirtualService")
-    with pytest.raises(ap.ApplyError):
+    with pytest.raises(ApplyError):
         run(cluster, objs)
 
 
@@ -301,14 +308,14 @@ def test_sidecar_in_a_namespace_with_its_own_sidecar_warns():
 def test_in_sync_tolerates_server_defaults():
     dummy, objs = build([rule("baidu", "www.baidu.com")])
     svc = [o for o in objs if o["kind"] == "Service"][0]
-    live = ap.with_hash(svc)
+    live = with_hash(svc)
     live["spec"]["clusterIP"] = "10.0.0.9"
     for port in live["spec"]["ports"]:
         port["nodePort"] = None
     live["metadata"]["resourceVersion"] = "5"
-    assert ap.in_sync(svc, live)
+    assert in_sync(svc, live)
     live["spec"]["ports"] = live["spec"]["ports"][:1]
-    assert not ap.in_sync(svc, live)
+    assert not in_sync(svc, live)
 
 
 # --- the mesh ConfigMap -------------------------------------------------------------------
@@ -332,45 +339,45 @@ def cm_of(cluster):
 
 def test_mesh_configmap_sets_and_restores_keeping_other_keys():
     cluster = FakeClient([configmap()])
-    result = ap.mesh_configmap(cluster, mesh_cfg(), "default")
+    result = mesh_configmap(cluster, mesh_cfg(), "default")
     assert result["changed"]
     data = yaml.safe_load(cm_of(cluster)["data"]["mesh"])
     assert data["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
     assert data["accessLogFile"] == "/dev/stdout" and data["defaultConfig"]["discoveryAddress"]
     assert cm_of(cluster)["data"]["meshNetworks"] == "networks: {}"
-    assert not ap.mesh_configmap(cluster, mesh_cfg(), "default")["changed"]
-    result = ap.mesh_configmap(cluster, mesh_cfg(), "default", state="absent")
+    assert not mesh_configmap(cluster, mesh_cfg(), "default")["changed"]
+    result = mesh_configmap(cluster, mesh_cfg(), "default", state="absent")
     assert result["changed"]
     restored = yaml.safe_load(cm_of(cluster)["data"]["mesh"])
     assert restored == yaml.safe_load(MESH_TEXT)
-    assert ap.MESH_PREVIOUS_ANNOTATION not in (cm_of(cluster)["metadata"].get("annotations") or {})
-    assert not ap.mesh_configmap(cluster, mesh_cfg(), "default", state="absent")["changed"]
+    assert MESH_PREVIOUS_ANNOTATION not in (cm_of(cluster)["metadata"].get("annotations") or {})
+    assert not mesh_configmap(cluster, mesh_cfg(), "default", state="absent")["changed"]
 
 
 def test_mesh_configmap_restores_an_explicit_previous_mode():
     cluster = FakeClient([configmap(MESH_TEXT + "outboundTrafficPolicy:\n  mode: ALLOW_ANY\n")])
-    ap.mesh_configmap(cluster, mesh_cfg(), "default")
-    ap.mesh_configmap(cluster, mesh_cfg(), "default", state="absent")
+    mesh_configmap(cluster, mesh_cfg(), "default")
+    mesh_configmap(cluster, mesh_cfg(), "default", state="absent")
     assert yaml.safe_load(cm_of(cluster)["data"]["mesh"])["outboundTrafficPolicy"] == {"mode": "ALLOW_ANY"}
 
 
 def test_mesh_configmap_shared_by_two_policies_is_restored_by_the_last():
     cluster = FakeClient([configmap()])
-    ap.mesh_configmap(cluster, mesh_cfg(), "default")
-    ap.mesh_configmap(cluster, mesh_cfg(), "team-b")
-    ap.mesh_configmap(cluster, mesh_cfg(), "default", state="absent")
+    mesh_configmap(cluster, mesh_cfg(), "default")
+    mesh_configmap(cluster, mesh_cfg(), "team-b")
+    mesh_configmap(cluster, mesh_cfg(), "default", state="absent")
     assert yaml.safe_load(cm_of(cluster)["data"]["mesh"])["outboundTrafficPolicy"]["mode"] == "REGISTRY_ONLY"
-    ap.mesh_configmap(cluster, mesh_cfg(), "team-b", state="absent")
+    mesh_configmap(cluster, mesh_cfg(), "team-b", state="absent")
     assert "outboundTrafficPolicy" not in yaml.safe_load(cm_of(cluster)["data"]["mesh"])
 
 
 def test_mesh_configmap_check_mode_and_missing_configmap():
     cluster = FakeClient([configmap()])
-    result = ap.mesh_configmap(cluster, mesh_cfg(), "default", check_mode=True, diff=True)
+    result = mesh_configmap(cluster, mesh_cfg(), "default", check_mode=True, diff=True)
     assert result["changed"] and cluster.writes() == []
     assert "REGISTRY_ONLY" in result["diff"][0]["after"]
-    with pytest.raises(ap.ApplyError) as info:
-        ap.mesh_configmap(FakeClient(), mesh_cfg(), "default")
+    with pytest.raises(ApplyError) as info:
+        mesh_configmap(FakeClient(), mesh_cfg(), "default")
     assert "ConfigMap istio-system/istio not found" in str(info.value)
 
 
@@ -385,20 +392,20 @@ def _deployment(generation=1, observed=1, available="True"):
 
 def test_wait_available_returns_when_available_and_names_the_laggard_on_timeout():
     cluster = FakeClient([_deployment()])
-    ap.wait_available(cluster, [_deployment()], timeout=0)
+    wait_available(cluster, [_deployment()], timeout=0)
     cluster = FakeClient([_deployment(generation=2, observed=1)])
     ticks = iter(range(100))
-    with pytest.raises(ap.ApplyError) as info:
-        ap.wait_available(cluster, [_deployment()], timeout=3, clock=lambda: next(ticks), sleep=lambda s: None)
+    with pytest.raises(ApplyError) as info:
+        wait_available(cluster, [_deployment()], timeout=3, clock=lambda: next(ticks), sleep=lambda s: None)
     assert "Deployment istio-system/gw" in str(info.value) and "generation 2" in str(info.value)
     cluster = FakeClient([_deployment(available="False")])
-    with pytest.raises(ap.ApplyError) as info:
-        ap.wait_available(cluster, [_deployment()], timeout=0, sleep=lambda s: None)
+    with pytest.raises(ApplyError) as info:
+        wait_available(cluster, [_deployment()], timeout=0, sleep=lambda s: None)
     assert "Available=False: waiting" in str(info.value)
 
 
 def test_the_mesh_configmap_is_managed_only_for_its_component_and_method():
-    from ansible_collections.meshguard.egress.plugins.module_utils.apply import configmap_to_manage
+    from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import configmap_to_manage
     mesh = {"manage": True, "method": "configmap", "namespace": "istio-system", "configmap": "istio",
             "outbound_policy": "REGISTRY_ONLY"}
     assert configmap_to_manage(mesh, ["mesh-config"]) is mesh

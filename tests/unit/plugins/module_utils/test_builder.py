@@ -16,6 +16,7 @@ import re
 import yaml
 
 from ansible_collections.meshguard.egress.plugins.module_utils import builder
+from ansible_collections.meshguard.egress.plugins.module_utils import meshconfig
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.plugins.module_utils.render import render_files
 
@@ -281,16 +282,16 @@ def test_rendered_files_and_kustomization(example):
 
 def test_mesh_config_patch_keeps_other_settings():
     text = "accessLogFile: /dev/stdout\ndefaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n"
-    patched, changed = builder.patch_mesh_config_text(text, "REGISTRY_ONLY", yaml)
+    patched, changed = meshconfig.patch_mesh_config_text(text, "REGISTRY_ONLY")
     assert changed
     assert yaml.safe_load(patched) == {"accessLogFile": "/dev/stdout",
                                        "defaultConfig": {"discoveryAddress": "istiod.istio-system.svc:15012"},
                                        "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}
-    again, changed = builder.patch_mesh_config_text(patched, "REGISTRY_ONLY", yaml)
+    again, changed = meshconfig.patch_mesh_config_text(patched, "REGISTRY_ONLY")
     assert (again, changed) == (patched, False)
-    back, changed = builder.patch_mesh_config_text(patched, "ALLOW_ANY", yaml)
+    back, changed = meshconfig.patch_mesh_config_text(patched, "ALLOW_ANY")
     assert changed and yaml.safe_load(back)["outboundTrafficPolicy"] == {"mode": "ALLOW_ANY"}
-    assert builder.patch_mesh_config_text("", "REGISTRY_ONLY", yaml)[1]
+    assert meshconfig.patch_mesh_config_text("", "REGISTRY_ONLY")[1]
 
 
 def test_mesh_config_descriptor(example):

@@ -12,7 +12,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.builder import bu
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import LABEL_COMPONENT, is_owned
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import select_components
-from ansible_collections.meshguard.egress.plugins.module_utils.workload import gateway_workload
+from ansible_collections.meshguard.egress.plugins.module_utils.builder_gateway import gateway_workload
 
 OBJS = build_resources(normalize_policy({"rules": [{"name": "baidu", "hosts": ["www.baidu.com"],
                                                     "allow": [{"namespace": "bookinfo"}]}]}))
