@@ -36,6 +36,9 @@ COMPONENT_MESH = "mesh-config"
 COMPONENT_NETPOL = "anti-bypass"
 COMPONENT_DEFAULT_DENY = "default-deny"
 COMPONENTS = (COMPONENT_RULE, COMPONENT_GATEWAY, COMPONENT_MESH, COMPONENT_NETPOL, COMPONENT_DEFAULT_DENY)
+# verify's short-lived probe pods (builder_probe.py): labelled as the policy's, but not a component
+# egress_apply manages (the verify role creates and removes them).
+COMPONENT_VERIFY_PROBE = "verify-probe"
 
 
 def policy_labels(policy_name):

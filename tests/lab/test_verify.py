@@ -36,7 +36,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy  # noqa: E402
 from ansible_collections.meshguard.egress.plugins.module_utils.verify import runner  # noqa: E402
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.options import normalize_options  # noqa: E402
-from ansible_collections.meshguard.egress.plugins.module_utils.verify.probe_pods import probe_pod_name  # noqa: E402
+from ansible_collections.meshguard.egress.plugins.module_utils.builder_probe import probe_pod_name  # noqa: E402
 
 UNLISTED_HOST = "unlisted.meshguard-lab.net"   # lablib.UNLISTED_HOST (issue 8)
 BLACKHOLE_HOST = "blackhole.meshguard-lab.net"  # lablib.BLACKHOLE_HOST (issue 8)

@@ -8,8 +8,8 @@
                   user's cases, the policy back from its plain-data form (``policy_from_built``)
 2. ``matrix``     the cases the policy implies, one derivation per kind (``build_matrix``); a case
                   is a ``Case`` record (``case``), what a rule lets through is asked in ``reach``
-3. ``probe_pods`` where each identity's probes run: the user's pods or a probe pod (manifests,
-                  ``pick_pod``)
+3. ``probe_pods`` where each identity's probes run: the user's pods or a probe pod (its
+                  manifest is built beside the builder, ``builder_probe``), ``pick_pod``
 4. ``runner``     the cluster part: finds the pods, runs the curl commands over the exec API
                   concurrently with deadlines (``verify_run`` does the whole run)
 5. ``outcome``    the curl command of a case, what came back (an ``Outcome`` record) and its

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where probes run: the identities the cases run as, the user's sources (existing pods), the
-short-lived probe pods (names, labels, manifests) for the other identities, and the choice of the
+"""Where probes run: the identities the cases run as, the user's sources (existing pods), which
+identities need a short-lived probe pod (its manifest: builder_probe.py), and the choice of the
 pod and container a probe execs in (``pick_pod``: running, right service account, sidecar).
 
 Pure: manifests and choices from plain data; the verify role creates and removes the probe pods,
@@ -13,13 +13,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshguard.egress.plugins.module_utils.labels import LABEL_COMPONENT, LABEL_MANAGED_BY, \
-    LABEL_POLICY, MANAGED_BY, policy_labels
-from ansible_collections.meshguard.egress.plugins.module_utils.policy_model import short_hash
+from ansible_collections.meshguard.egress.plugins.module_utils.builder_probe import probe_pod
+from ansible_collections.meshguard.egress.plugins.module_utils.labels import COMPONENT_VERIFY_PROBE, LABEL_COMPONENT, \
+    is_owned, label_selector, ownership_labels
 
-# Verify's own component label for probe pods (not an object the builder renders).
-COMPONENT_VERIFY_PROBE = "verify-probe"
-PROBE_CONTAINER = "probe"
 SIDECAR_CONTAINER = "istio-proxy"
 
 
@@ -42,68 +39,23 @@ def source_for(options, namespace, service_account):
     return None
 
 
-def probe_pod_name(policy, namespace, service_account):
-    """A stable, unique name for the probe pod of one identity of one policy."""
-    base = "meshguard-probe-%s" % service_account
-    suffix = "-" + short_hash("%s/%s/%s" % (policy.policy_name, namespace, service_account))
-    return base[:63 - len(suffix)].rstrip("-.") + suffix
-
-
-def probe_pod_labels(policy):
-    labels = policy_labels(policy.policy_name)
-    labels[LABEL_COMPONENT] = COMPONENT_VERIFY_PROBE
-    return labels
-
-
 def probe_pod_selector(policy):
-    return ",".join("%s=%s" % (k, v) for k, v in sorted(probe_pod_labels(policy).items()))
+    """Label selector of the policy's probe pods (for cleaning up)."""
+    return label_selector(ownership_labels(policy.policy_name, COMPONENT_VERIFY_PROBE))
 
 
 def is_probe_pod(obj, policy_name):
     labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
-    return (labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_POLICY) == policy_name
-            and labels.get(LABEL_COMPONENT) == COMPONENT_VERIFY_PROBE)
-
-
-def probe_pod_manifest(policy, options, namespace, service_account):
-    """A short-lived, sidecar-injected probe pod running as namespace/service_account."""
-    labels = probe_pod_labels(policy)
-    labels["app"] = "meshguard-egress-probe"
-    if options.probe_revision:
-        labels["istio.io/rev"] = options.probe_revision
-    else:
-        labels["sidecar.istio.io/inject"] = "true"
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {
-            "name": probe_pod_name(policy, namespace, service_account), "namespace": namespace, "labels": labels,
-            # Start the app only when Envoy is ready (else the first probe can race the sidecar).
-            "annotations": {"proxy.istio.io/config": "holdApplicationUntilProxyStarts: true"},
-        },
-        "spec": {
-            "serviceAccountName": service_account,
-            "restartPolicy": "Never",
-            # Gone by itself even if the play that made it is killed before its cleanup step.
-            "activeDeadlineSeconds": options.probe_pod_lifetime,
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": PROBE_CONTAINER, "image": options.probe_image,
-                "command": ["sleep", str(options.probe_pod_lifetime)],
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
-                "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 65532,
-                                    "capabilities": {"drop": ["ALL"]}},
-            }],
-        },
-    }
+    return is_owned(obj, policy_name) and labels.get(LABEL_COMPONENT) == COMPONENT_VERIFY_PROBE
 
 
 def plan_probe_pods(policy, options, cases):
     """Manifests of the probe pods the cases need (identities without a user source)."""
     if not options.probe_pods:
         return []
-    return [probe_pod_manifest(policy, options, ns, sa) for ns, sa in probe_identities(cases)
-            if source_for(options, ns, sa) is None]
+    return [probe_pod(policy, ns, sa, image=options.probe_image, lifetime=options.probe_pod_lifetime,
+                      revision=options.probe_revision)
+            for ns, sa in probe_identities(cases) if source_for(options, ns, sa) is None]
 
 
 def _containers(pod):

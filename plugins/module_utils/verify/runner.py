@@ -30,11 +30,12 @@ try:
 except ImportError:  # pragma: no cover - Python 2
     import Queue as queue  # noqa: N813
 
+from ansible_collections.meshguard.egress.plugins.module_utils.builder_probe import PROBE_CONTAINER, probe_pod_name
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import K8sApiError
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.matrix import build_matrix
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.outcome import Outcome, curl_command
-from ansible_collections.meshguard.egress.plugins.module_utils.verify.probe_pods import PROBE_CONTAINER, pick_pod, \
-    plan_probe_pods, probe_identities, probe_pod_name, probe_pod_selector, source_for
+from ansible_collections.meshguard.egress.plugins.module_utils.verify.probe_pods import pick_pod, plan_probe_pods, \
+    probe_identities, probe_pod_selector, source_for
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.report import report, result_row, table
 
 # Seconds the exec call may take beyond curl's own --max-time before the probe counts as broken.

@@ -17,7 +17,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.policy import nor
 from ansible_collections.meshguard.egress.plugins.module_utils.verify import runner as pr
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.options import normalize_options
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.outcome import classify
-from ansible_collections.meshguard.egress.plugins.module_utils.verify.probe_pods import probe_pod_name
+from ansible_collections.meshguard.egress.plugins.module_utils.builder_probe import probe_pod_name
 
 SEED = {"rules": [{"name": "baidu", "hosts": ["www.baidu.com"],
                    "allow": [{"namespace": "bookinfo", "service_account": "bookinfo-productpage"}]}]}

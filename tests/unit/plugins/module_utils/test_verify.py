@@ -28,8 +28,9 @@ from ansible_collections.meshguard.egress.plugins.module_utils.verify.options im
     VerifyError, default_denied_identity, normalize_options, policy_from_built)
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.outcome import (
     classify, command_text, curl_command, parse_curl_output, url)
+from ansible_collections.meshguard.egress.plugins.module_utils.builder_probe import probe_pod_name
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.probe_pods import (
-    is_probe_pod, pick_pod, plan_probe_pods, probe_identities, probe_pod_name, probe_pod_selector)
+    is_probe_pod, pick_pod, plan_probe_pods, probe_identities, probe_pod_selector)
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.reach import (
     inside_path, outside_path, path_matches)
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.report import report, result_row, table
