@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
+from ansible_collections.meshguard.egress.plugins.module_utils.policy import PolicyError, normalize_policy
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.matrix import build_matrix
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.options import (
     VerifyError, default_denied_identity, normalize_options, policy_from_built)
@@ -237,6 +237,93 @@ def test_user_case_name_must_not_shadow_a_derived_case():
         _matrix(SEED, cases=[{"name": "denied bookinfo/default -> www.baidu.com", "identity": "bookinfo/x",
                               "host": "www.baidu.com", "expect": "denied"}])
     assert "already a derived case" in info.value.errors[0]
+
+
+# Every problem of an identity, with its path, in the words of the policy's allow entries
+# (validation.parse_identity); "@" stands for the identity's path.
+IDENTITY_PROBLEMS = [
+    ("bad_ns", ["@.namespace: 'bad_ns' is not a valid namespace name (DNS-1123 label)"]),
+    ("Bad/Bad_SA", ["@.namespace: 'Bad' is not a valid namespace name (DNS-1123 label)",
+                    "@.service_account: 'Bad_SA' is not a valid service account name (DNS-1123 subdomain)"]),
+    ("a/b/c", ["@: 'a/b/c': use 'namespace' or 'namespace/service_account'"]),
+    ("/sa", ["@.namespace: is required: a service account is only meaningful inside a namespace "
+             "(write 'namespace/service_account')"]),
+    ("ns/", ["@.service_account: is empty in 'ns/'; write just the namespace to allow the whole namespace"]),
+    ("*", ["@.namespace: wildcards are not allowed: every allowed caller must be named"]),
+    ("ns/*", ["@.service_account: wildcards are not allowed; omit service_account to allow the whole namespace"]),
+    ({"namespace": "ns", "sa": "x"}, ["@: unknown key 'sa' (allowed: namespace, service_account)"]),
+    ({"service_account": "sa"}, ["@.namespace: is required: a service account is only meaningful inside a "
+                                 "namespace"]),
+    ({"namespace": None}, ["@.namespace: is required"]),
+    ({"namespace": 5}, ["@.namespace: must be a string, got 5"]),
+    ({"namespace": "ns", "service_account": 5}, ["@.service_account: must be a string, got 5"]),
+    ({"namespace": "Bad", "service_account": "Bad_SA"},
+     ["@.namespace: 'Bad' is not a valid namespace name (DNS-1123 label)",
+      "@.service_account: 'Bad_SA' is not a valid service account name (DNS-1123 subdomain)"]),
+    (5, ["@: must be a mapping {namespace, service_account} or a 'namespace[/sa]' string, got int"]),
+]
+
+
+def _verify_errors(opts):
+    policy = normalize_policy(copy.deepcopy(SEED))
+    with pytest.raises(VerifyError) as info:
+        normalize_options(policy, opts)
+    return info.value.errors
+
+
+@pytest.mark.parametrize("identity, messages", IDENTITY_PROBLEMS)
+def test_bad_identity_every_problem_with_its_path(identity, messages):
+    def at(where):
+        return [m.replace("@", where) for m in messages]
+    assert _verify_errors({"denied_identity": identity}) == at("denied_identity")
+    case = {"name": "x", "identity": identity, "host": "h.example.com", "expect": "denied"}
+    assert _verify_errors({"cases": [case]}) == at("cases[0] (x).identity")
+    # the same words as for the policy's allow entry
+    raw = copy.deepcopy(SEED)
+    raw["rules"][0]["allow"].append(identity)
+    with pytest.raises(PolicyError) as info:
+        normalize_policy(raw)
+    assert info.value.errors == at("rules[0] (baidu).allow[1]")
+
+
+@pytest.mark.parametrize("identity, messages", [(i, m) for i, m in IDENTITY_PROBLEMS
+                                                if isinstance(i, dict) and set(i) <= {"namespace", "service_account"}])
+def test_bad_source_identity_every_problem_with_its_path(identity, messages):
+    assert _verify_errors({"sources": [dict(identity, pod="p")]}) == [m.replace("@", "sources[0]") for m in messages]
+
+
+def test_missing_identity_of_a_case_is_required():
+    for identity in (None, ""):
+        case = {"name": "x", "identity": identity, "host": "h.example.com", "expect": "denied"}
+        assert _verify_errors({"cases": [case]}) == [
+            "cases[0] (x).identity: is required ('namespace', 'namespace/service_account' or a mapping)"]
+
+
+def test_every_problem_of_a_case_and_a_source_at_once():
+    case = {"name": "x", "identity": "Bad/", "scheme": "ftp", "port": 70000, "path": "x", "expect": "maybe",
+            "via_gateway": "perhaps", "zz": 1}
+    source = {"namespace": "bookinfo", "pod": "Bad_Pod", "container": 5, "yy": 1}
+    assert _verify_errors({"cases": [case], "sources": [source], "exclude": ["ok", ""]}) == [
+        "sources[0]: unknown key 'yy' (allowed: namespace, service_account, labels, pod, container)",
+        "sources[0].pod: 'Bad_Pod' is not a valid pod name",
+        "sources[0].container: must be a string, got 5",
+        "exclude[1]: '' is not a case name (a non-empty string; shell-style patterns allowed)",
+        "cases[0] (x): unknown key 'zz' (allowed: name, identity, host, port, scheme, method, path, expect, "
+        "via_gateway)",
+        "cases[0] (x).identity.service_account: is empty in 'Bad/'; write just the namespace to allow the "
+        "whole namespace",
+        "cases[0] (x).host: is required",
+        "cases[0] (x).scheme: 'ftp' is not one of http, https",
+        "cases[0] (x).port: 70000 is out of range (1-65535)",
+        "cases[0] (x).path: 'x' must start with '/' and contain no whitespace",
+        "cases[0] (x).expect: 'maybe' is not one of allowed, denied, blocked",
+        "cases[0] (x).via_gateway: must be a boolean, got 'perhaps'"]
+
+
+def test_boolean_options_read_yaml_words():
+    case = {"name": "x", "identity": "a/b", "host": "h.example.com", "expect": "denied", "via_gateway": "no"}
+    options = normalize_options(normalize_policy(copy.deepcopy(SEED)), {"cases": [case], "probe_pods": "off"})
+    assert (options.cases[0]["via_gateway"], options.probe_pods) == (False, False)
 
 
 def test_denied_identity_default_skips_an_allowed_default_account():
