@@ -38,7 +38,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     ANNOTATION_HOSTS, COMPONENT_DEFAULT_DENY, COMPONENT_MESH, COMPONENT_RULE)
 from ansible_collections.meshguard.egress.plugins.module_utils.manifest import manifest, object_meta, policy_object_name
 from ansible_collections.meshguard.egress.plugins.module_utils.policy_model import subset_name
-from ansible_collections.meshguard.egress.plugins.module_utils.validation import ORIGINATION_ALIAS_DOMAIN
+from ansible_collections.meshguard.egress.plugins.module_utils.validation import ORIGINATION_ALIAS_DOMAIN, identity_text
 
 DRY_RUN_ANNOTATION = "istio.io/dry-run"
 
@@ -392,5 +392,5 @@ def summary_lines(policy, resources):
             l7 = " only %s %s" % ("|".join(rule.methods or ["any method"]), " ".join(rule.paths or ["any path"]))
         lines.append("rule %s [%s%s]: %s port %d <- %s%s" % (
             rule.name, rule.tls, ", dry-run" if rule.dry_run else "", ", ".join(rule.hosts), rule.port,
-            ", ".join(i.text() for i in rule.allow), l7))
+            ", ".join(identity_text(i.namespace, i.service_account) for i in rule.allow), l7))
     return lines

@@ -106,9 +106,9 @@ class Identity:
     def text(self):
         """The allow-entry spelling, as a policy writes it: `ns/sa`, or `ns` for a whole namespace.
 
-        It reads back through validation.parse_identity. Reports and case names print an
-        identity with validation.identity_text (`ns/*` for a whole namespace); this spelling is
-        kept for the duplicate-entry message and the builder's summary lines, and a test pins it.
+        It reads back through validation.parse_identity (``repr`` uses it). Everything shown to a
+        user (messages, the render summary, verify's cases and reports) prints an identity with
+        validation.identity_text, where a whole namespace is `ns/*`.
         """
         return self.namespace + ("/" + self.service_account if self.service_account else "")
 

@@ -21,8 +21,8 @@ from ansible_collections.meshguard.egress.plugins.module_utils.policy_model impo
     DEFAULT_CA_CERTIFICATES, DEFAULT_PORT, HTTP_KEYS, HTTP_METHODS, NAME_SEPARATOR, ORIGINATE_APP_PORT,
     RESERVED_RULE_NAMES, RULE_KEYS, TLS_MODES, Identity, Rule)
 from ansible_collections.meshguard.egress.plugins.module_utils.validation import (
-    as_bool, as_dict, as_int, as_list, as_str, check_label, enum, host_problem, is_dns_subdomain, parse_identity,
-    path_problem, unknown_keys)
+    as_bool, as_dict, as_int, as_list, as_str, check_label, enum, host_problem, identity_text, is_dns_subdomain,
+    parse_identity, path_problem, unknown_keys)
 
 
 def normalize_rules(errs, raw_rules, allow_empty):
@@ -116,7 +116,8 @@ def check_allow(errs, where, value):
             continue
         ident = Identity(*parsed)
         if ident in seen:
-            errs.add("%s.allow[%d]" % (where, a_index), "duplicate entry %r" % ident.text())
+            errs.add("%s.allow[%d]" % (where, a_index),
+                     "duplicate entry %r" % identity_text(ident.namespace, ident.service_account))
         else:
             seen.add(ident)
             allow.append(ident)

@@ -222,3 +222,14 @@ def test_revision_selects_configmap():
 def test_gateway_labels_default_from_name():
     gw = normalize_policy(_policy(gateway={"name": "egress"})).gateway
     assert gw["labels"] == {"app": "egress", "istio": "egress"}
+
+
+def test_an_identity_is_shown_one_way():
+    """Messages and the render summary print a whole namespace as `ns/*`, as verify's cases do."""
+    from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources, summary_lines
+
+    with pytest.raises(PolicyError) as err:
+        normalize_policy(_policy(_rule(allow=["ci", {"namespace": "ci"}])))
+    assert "rules[0] (baidu).allow[1]: duplicate entry 'ci/*'" in err.value.errors
+    policy = normalize_policy(_policy(_rule(allow=["shop/checkout", "ci"])))
+    assert summary_lines(policy, build_resources(policy))[1].endswith("<- ci/*, shop/checkout")
