@@ -35,7 +35,11 @@ render: collection ## main job: render POLICY (default: the seed example) to OUT
 
 test: collection test-unit test-schema sanity lint molecule lab-test molecule-lab ## run every test tier (CI runs this)
 
-test-unit: collection ## unit tests: model, validation, builder, module, golden, property tests
+# The property tests (hypothesis) run quick by default, each one's full number of examples under
+# the long profile (tests/unit/property_runs.py): `make test` (CI) runs them long.
+test: export MESHGUARD_HYPOTHESIS_PROFILE = long
+
+test-unit: collection ## unit tests: model, validation, builder, module, golden, property tests (quick; long: MESHGUARD_HYPOTHESIS_PROFILE=long)
 	$(PY) -m pytest -q tests/unit
 
 test-schema: collection ## every example's objects against Istio's own CRD schemas (needs go)

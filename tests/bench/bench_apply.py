@@ -30,6 +30,8 @@ import time
 
 import yaml
 
+import policygen
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(ROOT, "build", "collections")
 LAB = os.path.join(ROOT, "tests", "lab", "scripts", "lab.sh")
@@ -46,17 +48,7 @@ sys.path.insert(0, COLLECTIONS)
 
 
 def policy_vars(count):
-    rules = []
-    for i in range(count):
-        rules.append({
-            "name": "svc-%03d" % i,
-            "hosts": ["api%d.partner%d.example.com" % (i, i % 17)],
-            "tls": ("originate", "passthrough", "none")[i % 3],
-            "allow": [{"namespace": "team-%d" % (i % 5), "service_account": "app-%d" % i},
-                      {"namespace": "team-%d" % ((i + 1) % 5), "service_account": "worker"},
-                      {"namespace": "batch-%d" % (i % 3)}],
-        })
-    return {"meshguard_egress_rules": rules,
+    return {"meshguard_egress_rules": policygen.rules(count, teams=5, batches=3, http=False),
             "meshguard_egress_mesh": {"outbound_policy": "REGISTRY_ONLY", "method": "configmap"}}
 
 
@@ -121,7 +113,7 @@ def main():
         with open(vars_file, "w") as handle:
             yaml.safe_dump(data, handle)
         objects, files = render(data, os.path.join(tmp, "rendered"))
-        namespaces = sorted(set(["team-%d" % i for i in range(5)] + ["batch-%d" % i for i in range(3)]))
+        namespaces = policygen.namespaces(data["meshguard_egress_rules"])
         for ns in namespaces:
             sh([kubectl, "create", "namespace", ns], env, check=False)
         naive_file = os.path.join(tmp, "naive.yml")

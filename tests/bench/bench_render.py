@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+import policygen
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(ROOT, "build", "collections")
 MODULE = "ansible_collections.meshguard.egress.plugins.modules.egress_resources"
@@ -26,20 +28,12 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 
 
 def policy(count):
-    rules = []
-    for i in range(count):
-        rules.append({
-            "name": "svc-%04d" % i,
-            "hosts": ["api%d.partner%d.example.com" % (i, i % 17)],
-            "tls": ("originate", "passthrough", "none")[i % 3],
-            "allow": [{"namespace": "team-%d" % (i % 50), "service_account": "app-%d" % i},
-                      {"namespace": "team-%d" % ((i + 1) % 50), "service_account": "worker"},
-                      "batch-%d" % (i % 7)],
-        })
-        if i % 3 != 1 and i % 2:
-            rules[-1]["http"] = {"methods": ["GET", "POST"], "paths": ["/v1/*", "/health"]}
-    # As the render role calls it: files only.
-    return {"ANSIBLE_MODULE_ARGS": {"rules": rules, "render": True, "resources": False}}
+    # As the render role calls it: files only. No rules at all (the startup baseline) is refused
+    # unless the policy says so, as a user's would have to.
+    args = {"rules": policygen.rules(count), "render": True, "resources": False}
+    if not count:
+        args["allow_empty"] = True
+    return {"ANSIBLE_MODULE_ARGS": args}
 
 
 def run_module(args_file):

@@ -13,10 +13,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from lablib import LAB_DIR, REPO_DIR, Lab, script
+from lablib import LAB_DIR, REPO_DIR, SCRIPTS, Lab, script
+
+# scripts/relay.py serves both the data plane and the tests (test_apply.py: `from relay import Relay`)
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
 
 RENDER = REPO_DIR / "tests" / "tools" / "render-examples.sh"
 

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from lablib import REPO_DIR
+from relay import Relay
 from test_examples import EXAMPLES, existing_gateway, load_objects, object_files, referenced_namespaces, revisions
 
 pytestmark = pytest.mark.lab
@@ -391,86 +392,8 @@ def test_bad_input_sends_no_request_and_names_rule_and_field(lab, tmp_path):
 
 
 # --- the API server goes away in the middle of a converge ------------------------------------------
-
-class Proxy:
-    """A TCP proxy in front of the lab's API server that can be cut (every connection closed, the
-    listener stopped) and restored on the same port."""
-
-    def __init__(self, target_host: str, target_port: int):
-        self.target = (target_host, target_port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self.conns: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.sock = None
-        self.down = False
-        self.start()
-
-    def start(self):
-        self.down = False
-        deadline = time.monotonic() + 30
-        while True:  # the port may stay busy for a moment after a cut (sockets closing)
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", self.port))
-                break
-            except OSError:
-                sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        sock.listen(64)
-        self.sock = sock
-        threading.Thread(target=self._accept, args=(self.sock,), daemon=True).start()
-
-    def _accept(self, sock):
-        while True:
-            try:
-                client, dummy = sock.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                if self.down:  # accepted while being cut
-                    for s in (client, upstream):
-                        s.close()
-                    continue
-                self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self):
-        with self.lock:
-            self.down = True
-        self.sock.close()
-        with self.lock:
-            for s in self.conns:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                    s.close()
-            self.conns = []
+# A Relay (scripts/relay.py) in front of the lab's API server: cut() closes its listener and every
+# connection at once, start() listens again on the same port.
 
 
 def rules_with_a_service_entry(objs: dict[str, dict]) -> set[str]:
@@ -482,7 +405,7 @@ def test_api_server_gone_mid_converge_fails_clearly_and_a_rerun_converges(lab, t
     config = yaml.safe_load(lab.kubectl_run("config", "view", "--raw", "--minify", "--flatten").stdout)
     server = config["clusters"][0]["cluster"]["server"]
     match = re.match(r"https://([^:/]+):(\d+)", server)
-    proxy = Proxy(match.group(1), int(match.group(2)))
+    proxy = Relay((match.group(1), int(match.group(2)))).start()
     config["clusters"][0]["cluster"]["server"] = f"https://{match.group(1)}:{proxy.port}"
     kubeconfig = tmp_path / "proxied-kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(config))
@@ -510,7 +433,7 @@ def test_api_server_gone_mid_converge_fails_clearly_and_a_rerun_converges(lab, t
                 or "Max retries exceeded" in result.out), result
         assert len(rules_with_a_service_entry(owned(lab, "default"))) < 30
 
-        proxy.start()
+        proxy.start(retry_for=30)  # the same port: the kubeconfig names it
         again = play(lab, tmp_path, "site", many, env=env)
         assert again.rc == 0, again
         objs = owned(lab, "default")

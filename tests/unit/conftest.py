@@ -21,6 +21,11 @@ if _PARTS[-3:-1] != ["ansible_collections", "meshguard"]:
 
 import pytest  # noqa: E402
 
+from ansible_collections.meshguard.egress.tests.unit.property_runs import load_profile  # noqa: E402
+
+# how many examples the property tests try: quick by default, long in CI (property_runs.py)
+load_profile()
+
 EXAMPLES_DIR = os.path.join(_ROOT, "examples")
 VAR_PREFIX = "meshguard_egress_"
 

@@ -50,6 +50,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from relay import Relay
+
 CLONE_NEWNET = 0x40000000
 PROXY_GID = 1337  # Istio's proxy group: excluded from capture by the istio-iptables rules
 DNS_IP = "198.18.0.53"          # RFC 2544 benchmarking range: never a real address
@@ -137,62 +139,24 @@ def http_get(netns: str, host: str, port: int, path: str, timeout: float = 1.0) 
 
 
 class Forwarder:
-    """Brings the host's loopback istiod into a pod: listens on 127.0.0.N:15012 inside the pod's
-    namespace and forwards each connection to istiod's port on the host's 127.0.0.1."""
+    """Brings the host's loopback istiod into a pod: a Relay (relay.py) listening on
+    127.0.0.N:15012 inside the pod's namespace, to istiod's port on the host's 127.0.0.1."""
 
     def __init__(self):
-        self.listeners: dict[str, list[socket.socket]] = {}
+        self.relays: dict[str, list[Relay]] = {}
         self.lock = threading.Lock()
 
     def add(self, netns: str, listen_ip: str, target_port: int) -> None:
-        s = socket_in(netns)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((listen_ip, ISTIOD_PORT))
-        s.listen(16)
+        relay = Relay(("127.0.0.1", target_port), listen_ip, ISTIOD_PORT, new_socket=lambda: socket_in(netns),
+                      backlog=16).start()
         with self.lock:
-            self.listeners.setdefault(netns, []).append(s)
-        threading.Thread(target=self._accept, args=(s, target_port), daemon=True).start()
+            self.relays.setdefault(netns, []).append(relay)
 
     def remove(self, netns: str) -> None:
         with self.lock:
-            socks = self.listeners.pop(netns, [])
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def _accept(self, lsock: socket.socket, port: int) -> None:
-        while True:
-            try:
-                conn = lsock.accept()[0]
-            except OSError:
-                return
-            try:
-                up = socket.create_connection(("127.0.0.1", port), timeout=5)
-                up.settimeout(None)
-            except OSError:
-                conn.close()
-                continue
-            for a, b in ((conn, up), (up, conn)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            relays = self.relays.pop(netns, [])
+        for relay in relays:
+            relay.cut()
 
 
 # --- Kubernetes quantities and downward API ----------------------------------------------------

@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_groups
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.plugins.module_utils.render import render_files, to_yaml
+from ansible_collections.meshguard.egress.tests.unit.property_runs import examples
 
 TRICKY = ["", "*", ".", "yes", "No", "ON", "off", "y", "n", "null", "~", "true", "False", "0", "0755", "1e3",
           "1_000", "0x1f", "12:30", "2026-11-26", ".inf", "-", "- x", "a: b", "#c", "a #b", "'q'", '"q"', "x\ny",
@@ -27,7 +28,7 @@ data = st.recursive(scalars, lambda children: st.lists(children, max_size=4)
                     | st.dictionaries(keys, children, max_size=4), max_leaves=25)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.dictionaries(keys, data, max_size=5) | st.lists(data, max_size=5))
 def test_round_trip(value):
     assert yaml.safe_load(to_yaml(value)) == value

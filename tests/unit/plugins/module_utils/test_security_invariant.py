@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils import authz_eval
+from ansible_collections.meshguard.egress.tests.unit.property_runs import examples
 
 NAMESPACES = ["bookinfo", "shop", "ci", "team-x"]
 ACCOUNTS = ["default", "productpage", "checkout", "runner"]
@@ -199,7 +200,7 @@ def _authorization_policies(raw):
     return [o for o in objs if o["kind"] == "AuthorizationPolicy"]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policies())
 def test_emitted_policies_allow_exactly_the_declared_requests(raw):
     aps = _authorization_policies(raw)
@@ -211,7 +212,7 @@ def test_emitted_policies_allow_exactly_the_declared_requests(raw):
             assert authz_eval.allowed(aps, request, labels, dry_run=True) == _declared(raw, request, True), request
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(policies())
 def test_no_policy_has_an_empty_rule_from_or_catch_all_source(raw):
     aps = _authorization_policies(raw)
@@ -269,7 +270,7 @@ def _subsets(objs):
     return set(s["name"] for o in objs if o["kind"] == "DestinationRule" for s in o["spec"].get("subsets", []))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(policies(), min_size=2, max_size=4),
        st.lists(st.sampled_from(["default", "team-a", "team-a-b", "team", "a", "b-default"]),
                 min_size=4, max_size=4, unique=True))
@@ -294,7 +295,7 @@ def test_independently_named_policies_never_share_an_object_identity(raws, names
             seen_subsets[subset] = name
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(policies())
 def test_no_client_visible_service_entry_exposes_a_tls_port_for_an_originate_host(raw):
     """A TLS port of an originate host visible outside the gateway's namespace gives every

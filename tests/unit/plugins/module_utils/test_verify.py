@@ -37,6 +37,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.verify.report imp
 from ansible_collections.meshguard.egress.tests.unit.conftest import load_example
 from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils import authz_eval
 from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils.test_security_invariant import policies
+from ansible_collections.meshguard.egress.tests.unit.property_runs import examples
 
 SEED = {"rules": [{"name": "baidu", "hosts": ["www.baidu.com"],
                    "allow": [{"namespace": "bookinfo", "service_account": "bookinfo-productpage"}]}]}
@@ -167,7 +168,7 @@ def test_expectations_agree_with_the_emitted_policies_on_every_example(example_n
         _gateway_agrees(load_example(name))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policies())
 def test_expectations_agree_with_the_emitted_policies_on_random_policies(raw):
     assume(raw["rules"])  # an empty policy has nothing to verify (and needs an explicit opt-in)
