@@ -124,6 +124,9 @@ requirements:
 notes:
   - The module does not fail when a case does not match; RV(passed) and RV(mismatches) say so. The
     C(meshguard.egress.verify) role fails naming each mismatch.
+  - With an in-memory O(kubeconfig) (a dict), its secrets (token, password, client key and certificate data,
+    OIDC tokens, exec plugin environment values) are kept out of the result and logs; its other values are
+    shown.
   - Needs C(get) and C(list) on pods and C(create) on C(pods/exec) in the probed namespaces.
   - TLS probes use C(curl --insecure) - reachability is under test, not the server's certificate (the
     gateway verifies it when it originates TLS).

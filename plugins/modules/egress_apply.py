@@ -120,6 +120,9 @@ attributes:
 notes:
   - Needs the C(kubernetes) Python library and the C(kubernetes.core) collection (for the connection).
   - The permissions needed are listed in the collection's C(docs/rbac.md).
+  - With an in-memory O(kubeconfig) (a dict), its secrets (token, password, client key and certificate data,
+    OIDC tokens, exec plugin environment values) are kept out of the result and logs; its other values are
+    shown.
 seealso:
   - module: meshguard.egress.egress_resources
   - module: kubernetes.core.k8s
