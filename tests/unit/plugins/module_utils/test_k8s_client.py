@@ -186,8 +186,7 @@ def test_list_follows_continue_tokens_and_unknown_kinds_are_discovered_once(serv
     assert [(r["path"], r["query"]) for r in server.requests] == [
         ("/apis/example.com/v1", {}),
         ("/apis/example.com/v1/namespaces/ns/widgets", {"limit": "500", "labelSelector": "app=x"}),
-        ("/apis/example.com/v1/namespaces/ns/widgets", {"limit": "500", "labelSelector": "app=x",
-                                                         "continue": "page2"}),
+        ("/apis/example.com/v1/namespaces/ns/widgets", {"limit": "500", "labelSelector": "app=x", "continue": "page2"}),
         ("/apis/example.com/v1/namespaces/ns/widgets", {"limit": "500"}),
         ("/apis/example.com/v1/namespaces/ns/widgets", {"limit": "500", "continue": "page2"}),
     ]
