@@ -33,7 +33,7 @@ $(COLLECTION_LINK):
 render: collection ## main job: render POLICY (default: the seed example) to OUT, print the summary
 	ansible-playbook meshguard.egress.render -e @$(POLICY) -e meshguard_egress_render_dir=$(abspath $(OUT))
 
-test: collection test-unit test-schema sanity lint molecule lab-test molecule-lab ## run every test tier (CI runs this)
+test: collection test-unit test-oldest-client test-schema sanity lint molecule lab-test molecule-lab ## run every test tier (CI runs this)
 
 # The property tests (hypothesis) run quick by default, each one's full number of examples under
 # the long profile (tests/unit/property_runs.py): `make test` (CI) runs them long.
@@ -41,6 +41,13 @@ test: export MESHGUARD_HYPOTHESIS_PROFILE = long
 
 test-unit: collection ## unit tests: model, validation, builder, module, golden, property tests (quick; long: MESHGUARD_HYPOTHESIS_PROFILE=long)
 	$(PY) -m pytest -q tests/unit
+
+# The oldest kubernetes client we claim (the floor of requirements.txt) in a small venv of its own
+# (tests/requirements-oldest.txt, `tests/tools/venv.sh oldest`): the client's unit tests here; the
+# lab tier runs site and verify with it too (tests/lab/test_oldest_client.py).
+.PHONY: test-oldest-client
+test-oldest-client: collection ## the client's unit tests on the oldest kubernetes client we claim
+	"$$(tests/tools/venv.sh oldest)/bin/python" -m pytest -q tests/unit/plugins/module_utils/test_k8s_client.py
 
 test-schema: collection ## every example's objects against Istio's own CRD schemas (needs go)
 	@if ! command -v go >/dev/null; then \

@@ -1,36 +1,36 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one place where meshguard.egress modules connect to a Kubernetes API server.
+"""How meshguard.egress talks to a Kubernetes API server: ``Client``, a small thread-safe JSON
+client, and the errors it raises.
 
-The connection options are kubernetes.core's own (``AUTH_ARG_SPEC``, documented by the doc
-fragment ``kubernetes.core.k8s_auth_options``) and the client is built by kubernetes.core's
-``get_api_client``, so kubeconfig, context, host/api_key, ``K8S_AUTH_*`` environment variables
-and AWX/Automation Platform OpenShift-or-Kubernetes credentials behave exactly as they do for
-``kubernetes.core.k8s``.
+For: JSON requests (``get``, ``list``, ``apply`` (server-side apply), ``patch``, ``create``,
+``delete``, ``request``) with a timeout and a request counter; no OpenAPI model
+(de)serialisation and no discovery for the kinds this collection manages
+(``KNOWN_RESOURCES``; other kinds are looked up once per client in their group's discovery
+document). Errors: ``K8sApiError`` (the API server answered with an error, with its HTTP status
+and message, or did not answer: status 0), ``K8sLibraryError`` (the kubernetes Python library
+failed by itself: a bug or a version we do not support, never reported as an unreachable
+server), ``ClientError`` (the connection could not be configured).
+Not for: building the connection from module options (``k8s_module.py``, the one room that
+imports Ansible, does it with kubernetes.core's ``get_api_client`` and hands the result in here),
+nor exec into pods (verify/runner.py builds its own ``CoreV1Api`` per thread from
+``Client.api_client``).
 
-Stable API for the collection's modules (egress_apply, access_probe):
-
-- ``AUTH_ARG_SPEC``: merge into a module's argument_spec (a copy; safe to extend).
-- ``HAS_KUBERNETES`` / ``KUBERNETES_IMPORT_ERROR``: for ``missing_required_lib``.
-- ``get_api_client(module)``: a raw ``kubernetes.client.ApiClient`` (e.g. for
-  ``kubernetes.stream.stream`` exec calls through ``kubernetes.client.CoreV1Api``).
-- ``get_client(module)``: a ``Client``, a small thread-safe JSON client: ``get``, ``list``,
-  ``apply`` (server-side apply), ``patch``, ``delete``, ``request``; errors are
-  ``K8sApiError`` with the HTTP status and the API server's message.
-- ``ClientError``: the connection could not be configured (bad kubeconfig, ...).
-
-Requests go through the ApiClient's urllib3 pool with ``_preload_content=False`` and are
-decoded with ``json``: no OpenAPI model (de)serialisation, no discovery for the kinds this
-collection manages (``KNOWN_RESOURCES``); other kinds are looked up once per client through
-the API group's discovery document.
+The one interface to the library is ``kubernetes.dynamic.DynamicClient.request(method, path,
+body, serialize=False, query_params=..., header_params=..., content_type=...,
+_request_timeout=...)``: the same signature and the raw urllib3 response from kubernetes 24.2
+to 37.x, because kubernetes.core's own modules run on it (37.0 regenerated ``ApiClient`` with
+the pydantic generator and changed ``call_api`` to ``(method, url, header_params, body,
+post_params, _request_timeout)``; the DynamicClient was adapted to it). The oldest library we
+support is ``MIN_KUBERNETES``: 24.2 cannot send a server-side apply body (its REST layer only
+serialises JSON content types and refuses ``application/apply-patch+yaml``).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import json
 import threading
 import traceback
@@ -38,29 +38,29 @@ import traceback
 from ansible_collections.meshguard.egress.plugins.module_utils.kinds import KINDS
 
 try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
-        AUTH_ARG_SPEC as _CORE_AUTH_ARG_SPEC)
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
-        get_api_client as _core_get_api_client)
-    HAS_KUBERNETES_CORE = True
-    KUBERNETES_CORE_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - kubernetes.core is a declared dependency
-    _CORE_AUTH_ARG_SPEC = {}
-    _core_get_api_client = None
-    HAS_KUBERNETES_CORE = False
-    KUBERNETES_CORE_IMPORT_ERROR = traceback.format_exc()
-
-try:
-    import kubernetes  # noqa: F401 pylint: disable=unused-import
+    import kubernetes
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
+    # The request was sent and failed on the way or was answered with an error: the server's part.
+    _NO_GOOD_ANSWER = (ApiException, urllib3.exceptions.HTTPError, OSError)
 except ImportError:
+    kubernetes = None
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+    _NO_GOOD_ANSWER = (OSError,)
+    ConfigException = None
 
 FIELD_MANAGER = "meshguard-egress"
 
-AUTH_ARG_SPEC = copy.deepcopy(_CORE_AUTH_ARG_SPEC)
+# The oldest kubernetes library meshguard.egress supports and tests (make test-oldest-client).
+MIN_KUBERNETES = "25.3.0"
+
+# Exceptions that mean the library's own code broke (or does not fit how we call it) while it
+# built a client: reported as K8sLibraryError, not as a connection problem.
+LIBRARY_FAULTS = (TypeError, AttributeError, ImportError, NameError)
 
 # (API group, kind) -> (resource plural, namespaced), from the table of kinds (kinds.py): every
 # kind the collection creates or reads. Anything else is discovered (one request per group/version
@@ -68,8 +68,51 @@ AUTH_ARG_SPEC = copy.deepcopy(_CORE_AUTH_ARG_SPEC)
 KNOWN_RESOURCES = dict((k.group_kind, (k.plural, k.namespaced)) for k in KINDS)
 
 
+def kubernetes_version():
+    """The installed kubernetes library's version string, or None when it is missing."""
+    return getattr(kubernetes, "__version__", None) if HAS_KUBERNETES else None
+
+
+def _version_key(text):
+    key = []
+    for part in (text or "").split(".")[:3]:
+        digits = ""
+        for char in part:
+            if not char.isdigit():
+                break
+            digits += char
+        key.append(int(digits or 0))
+    return tuple(key)
+
+
+def library_version_problem(version=None):
+    """Why the installed kubernetes library cannot be used (too old), or None."""
+    version = version or kubernetes_version()
+    if version and _version_key(version) < _version_key(MIN_KUBERNETES):
+        return ("the kubernetes Python library %s is older than %s, the oldest meshguard.egress supports "
+                "(pip install 'kubernetes>=%s')" % (version, MIN_KUBERNETES, MIN_KUBERNETES))
+    return None
+
+
 class ClientError(Exception):
     """The API client could not be configured (no kubeconfig, bad credentials file, ...)."""
+
+
+class K8sLibraryError(Exception):
+    """The kubernetes Python library failed by itself (TypeError, AttributeError, ImportError, ...):
+    a library bug or a version this collection does not support, not an answer of the API server.
+    ``version`` is the library's version, ``traceback`` the original traceback (or None)."""
+
+    def __init__(self, message, original=None):
+        self.version = kubernetes_version()
+        self.original = original
+        self.traceback = None
+        if original is not None:
+            self.traceback = "".join(traceback.format_exception(type(original), original, original.__traceback__))
+            message = ("%s: the kubernetes Python library %s failed (%s: %s). This is a fault of the library "
+                       "or of how meshguard.egress calls it, not of the API server; meshguard.egress supports "
+                       "kubernetes>=%s" % (message, self.version, type(original).__name__, original, MIN_KUBERNETES))
+        super(K8sLibraryError, self).__init__(message)
 
 
 class K8sApiError(Exception):
@@ -110,51 +153,55 @@ def split_api_version(api_version):
     return "", api_version
 
 
-def auth_params(params):
-    """The connection options out of a module's params (unset ones omitted)."""
-    return dict((key, params.get(key)) for key in AUTH_ARG_SPEC if params.get(key) is not None)
-
-
-def get_api_client(module=None, params=None):
-    """A raw ``kubernetes.client.ApiClient`` configured the kubernetes.core way.
-
-    ``params`` defaults to ``module.params``; either may hold the AUTH_ARG_SPEC options.
-    Raises ClientError when the configuration cannot be loaded.
-    """
-    if not HAS_KUBERNETES_CORE:
-        raise ClientError("the kubernetes.core collection is required: %s" % KUBERNETES_CORE_IMPORT_ERROR)
-    if not HAS_KUBERNETES:
-        raise ClientError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
-    if params is None:
-        params = module.params if module is not None else {}
+def _parse_body(raw):
+    """An error body (bytes or str, a metav1.Status as JSON or plain text) as a dict."""
+    if not raw:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
     try:
-        # module=None: kubernetes.core's helper then reads the options from keyword arguments
-        # (and K8S_AUTH_* variables for unset ones) and works with a plain AnsibleModule.
-        core_client = _core_get_api_client(None, **auth_params(params))
-    except Exception as exc:  # kubernetes.core raises CoreException, kubernetes ConfigException, IOError...
-        raise ClientError("Could not create the Kubernetes API client: %s" % exc)
-    # K8SClient -> K8SDynamicClient -> kubernetes.client.ApiClient
-    return core_client.client.client
+        parsed = json.loads(raw)
+    except (TypeError, ValueError):
+        return {"message": raw}
+    return parsed if isinstance(parsed, dict) else {"message": raw}
 
 
-def get_client(module=None, params=None, api_client=None):
-    """A ``Client`` on the connection described by the module's (or the given) params."""
-    return Client(api_client if api_client is not None else get_api_client(module, params))
+def _no_answer_error(method, path, exc):
+    """K8sApiError for an error answer (ApiException and the DynamicClient's subclasses) or for
+    no answer at all (urllib3 and socket errors: status 0)."""
+    status = getattr(exc, "status", 0) or 0
+    reason = getattr(exc, "reason", None) or exc
+    return K8sApiError(method, path, status, str(reason), _parse_body(getattr(exc, "body", None)))
 
 
 class Client:
-    """A small thread-safe JSON client over a ``kubernetes.client.ApiClient``."""
+    """A small thread-safe JSON client over a ``kubernetes.dynamic.DynamicClient``."""
 
     # Seconds a request may take (connect and read): a stopped or unreachable API server fails
     # the task instead of hanging it.
     DEFAULT_TIMEOUT = 60
 
-    def __init__(self, api_client, timeout=None):
-        self.api_client = api_client
+    def __init__(self, dynamic_client, timeout=None):
+        self.dynamic_client = dynamic_client
         self.timeout = timeout or self.DEFAULT_TIMEOUT
         self._lock = threading.Lock()
         self._discovered = {}
         self.requests = 0  # number of API requests sent (for tests and diagnostics)
+
+    @classmethod
+    def from_api_client(cls, api_client, timeout=None):
+        """A Client on a ``kubernetes.client.ApiClient`` built elsewhere (tests, benchmarks).
+
+        The library's DynamicClient reads the server's version and API groups once (cached in a
+        file by the library); modules get theirs from kubernetes.core instead (k8s_module.py)."""
+        from kubernetes.dynamic import DynamicClient  # pylint: disable=import-outside-toplevel
+        return cls(DynamicClient(api_client), timeout)
+
+    @property
+    def api_client(self):
+        """The ``kubernetes.client.ApiClient`` underneath (its configuration and default headers
+        build the probe runner's CoreV1Api instances for exec)."""
+        return self.dynamic_client.client
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -194,32 +241,35 @@ class Client:
     # --- requests ------------------------------------------------------------------------
 
     def request(self, method, path, query=None, body=None, content_type=None, timeout=None):
-        """One API request; returns the decoded JSON body (a dict) or raises K8sApiError."""
-        headers = {"Accept": "application/json"}
+        """One API request; returns the decoded JSON body (a dict).
+
+        Raises K8sApiError (an error answer, or none: status 0), ClientError (the credentials
+        could not be refreshed) or K8sLibraryError (the library failed by itself)."""
+        params = {"serialize": False, "query_params": list((query or {}).items()),
+                  "header_params": {"Accept": "application/json"}, "_request_timeout": timeout or self.timeout}
         if body is not None:
-            headers["Content-Type"] = content_type or "application/json"
+            params["content_type"] = content_type or "application/json"
         with self._lock:
             self.requests += 1
         try:
-            response = self.api_client.call_api(
-                path, method, query_params=list((query or {}).items()), header_params=headers,
-                body=body, auth_settings=["BearerToken"], _preload_content=False,
-                _return_http_data_only=True, _request_timeout=timeout or self.timeout)
-            data = response.data
-        except Exception as exc:
-            status = getattr(exc, "status", 0) or 0
-            raw = getattr(exc, "body", None)
-            parsed = None
-            if raw:
-                try:
-                    parsed = json.loads(raw)
-                except (TypeError, ValueError):
-                    parsed = {"message": raw if isinstance(raw, str) else raw.decode("utf-8", "replace")}
-            reason = getattr(exc, "reason", None) or str(exc)
-            raise K8sApiError(method, path, status, reason, parsed)
+            response = self.dynamic_client.request(method, path, body=body, **params)
+            try:
+                data = response.data
+            finally:
+                response.release_conn()
+        except _NO_GOOD_ANSWER as exc:
+            raise _no_answer_error(method, path, exc)
+        except Exception as exc:  # pylint: disable=broad-except
+            if ConfigException is not None and isinstance(exc, ConfigException):
+                raise ClientError("%s %s: the Kubernetes credentials could not be loaded: %s" % (method, path, exc))
+            raise K8sLibraryError("%s %s" % (method, path), exc)
         if not data:
             return {}
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise K8sApiError(method, path, response.status, "not JSON",
+                              {"message": "the API server answered with a body that is not JSON: %r" % data[:200]})
 
     def get(self, api_version, kind, name, namespace=None):
         """The object, or None when it does not exist."""

@@ -120,10 +120,13 @@ attributes:
     support: none
     description: Probing changes nothing.
 requirements:
-  - kubernetes >= 24.2.0 (Python library)
+  - kubernetes >= 25.3.0 (Python library; tested with 25.3.0 and 37.0.2)
 notes:
   - The module does not fail when a case does not match; RV(passed) and RV(mismatches) say so. The
     C(meshguard.egress.verify) role fails naming each mismatch.
+  - With an in-memory O(kubeconfig) (a dict), its secrets (token, password, client key and certificate data,
+    OIDC tokens, exec plugin environment values) are kept out of the result and logs; its other values are
+    shown.
   - Needs C(get) and C(list) on pods and C(create) on C(pods/exec) in the probed namespaces.
   - TLS probes use C(curl --insecure) - reachability is under test, not the server's certificate (the
     gateway verifies it when it originates TLS).
@@ -266,13 +269,9 @@ report:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import (
-    AUTH_ARG_SPEC, HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClientError, get_api_client, get_client)
-from ansible_collections.meshguard.egress.plugins.module_utils.policy import PolicyError
+from ansible_collections.meshguard.egress.plugins.module_utils.k8s_module import ClusterModule
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.options import (
-    DEFAULT_PROBE_IMAGE, DEFAULT_TIMEOUT, DEFAULT_UNLISTED_HOST, VerifyError, normalize_options, policy_from_built)
+    DEFAULT_PROBE_IMAGE, DEFAULT_TIMEOUT, DEFAULT_UNLISTED_HOST, normalize_options, policy_from_built)
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.runner import thread_api_factory, verify_run
 
 VERIFY_OPTIONS = ("denied_identity", "namespace_service_account", "unlisted_host", "cases", "exclude", "sources",
@@ -280,8 +279,7 @@ VERIFY_OPTIONS = ("denied_identity", "namespace_service_account", "unlisted_host
 
 
 def main():
-    argument_spec = dict(AUTH_ARG_SPEC)
-    argument_spec.update(
+    argument_spec = dict(
         policy=dict(type="dict", required=True),
         denied_identity=dict(type="raw"),
         namespace_service_account=dict(type="str", default="default"),
@@ -297,26 +295,25 @@ def main():
         concurrency=dict(type="int", default=10),
         matrix_only=dict(type="bool", default=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    # The matrix needs no kubernetes library: it is checked only when probing.
+    module = ClusterModule(argument_spec, supports_check_mode=True, check_k8s=False)
+    result = module.run(probe_task)
+    module.exit_json(**result)
+
+
+def probe_task(module):
+    """The module's options to verify_run; a client only when probing (not in check mode nor matrix_only)."""
     params = module.params
     probe = not (module.check_mode or params["matrix_only"])
-    try:
-        policy = policy_from_built(params["policy"])
-        options = normalize_options(policy, dict((k, params[k]) for k in VERIFY_OPTIONS))
-    except (PolicyError, VerifyError) as exc:
-        module.fail_json(msg=str(exc), errors=exc.errors)
+    policy = policy_from_built(params["policy"])
+    options = normalize_options(policy, dict((k, params[k]) for k in VERIFY_OPTIONS))
     client = make_api = None
     if probe:
-        if not HAS_KUBERNETES:
-            module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
-        try:
-            api_client = get_api_client(module)
-        except ClientError as exc:
-            module.fail_json(msg=str(exc))
-        client, make_api = get_client(api_client=api_client), thread_api_factory(api_client)
+        client = module.client()
+        make_api = thread_api_factory(client.api_client)
     result = verify_run(policy, options, client=client, make_api=make_api,
                         concurrency=max(1, params["concurrency"]), probe=probe)
-    module.exit_json(changed=False, **result)
+    return dict(changed=False, **result)
 
 
 if __name__ == "__main__":

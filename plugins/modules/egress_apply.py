@@ -120,11 +120,14 @@ attributes:
 notes:
   - Needs the C(kubernetes) Python library and the C(kubernetes.core) collection (for the connection).
   - The permissions needed are listed in the collection's C(docs/rbac.md).
+  - With an in-memory O(kubeconfig) (a dict), its secrets (token, password, client key and certificate data,
+    OIDC tokens, exec plugin environment values) are kept out of the result and logs; its other values are
+    shown.
 seealso:
   - module: meshguard.egress.egress_resources
   - module: kubernetes.core.k8s
 requirements:
-  - kubernetes >= 24.2.0
+  - kubernetes >= 25.3.0 (Python library; tested with 25.3.0 and 37.0.2)
   - PyYAML
 """
 
@@ -193,19 +196,14 @@ mesh_changed:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshguard.egress.plugins.module_utils.apply.errors import ApplyError, failure_result
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.runner import converge
+from ansible_collections.meshguard.egress.plugins.module_utils.k8s_module import ClusterModule
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import COMPONENTS
 from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import configmap_to_manage
-from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import (
-    AUTH_ARG_SPEC, HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, ClientError, get_client)
 
 
 def main():
-    argument_spec = dict(AUTH_ARG_SPEC)
-    argument_spec.update(
+    argument_spec = dict(
         resources=dict(type="list", elements="dict", default=[]),
         policy_name=dict(type="str", required=True),
         components=dict(type="list", elements="str", required=True, choices=list(COMPONENTS)),
@@ -219,33 +217,23 @@ def main():
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=300),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    module = ClusterModule(argument_spec, supports_check_mode=True)
+    result = module.run(apply_task)
+    module.exit_json(**result)
+
+
+def apply_task(module):
+    """The module's options to apply.converge: the mesh ConfigMap checked before any client is made."""
     params = module.params
-    try:
-        mesh = configmap_to_manage(params["mesh_config"], params["components"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-
-    try:
-        client = get_client(module)
-    except ClientError as exc:
-        module.fail_json(msg=str(exc))
-
-    try:
-        result, warnings = converge(
-            client, params["resources"], params["policy_name"], params["components"], state=params["state"],
-            mesh=mesh, force=params["force"], check_mode=module.check_mode, diff=module._diff,
-            api_versions=params["api_versions"], create_namespaces=params["create_namespaces"], prune=params["prune"],
-            workers=params["workers"], wait=params["wait"], wait_timeout=params["wait_timeout"])
-    except ApplyError as exc:
-        for warning in exc.partial.get("warnings", []):
-            module.warn(warning)
-        module.fail_json(msg=str(exc), **failure_result(exc))
+    mesh = configmap_to_manage(params["mesh_config"], params["components"])
+    result, warnings = converge(
+        module.client(), params["resources"], params["policy_name"], params["components"], state=params["state"],
+        mesh=mesh, force=params["force"], check_mode=module.check_mode, diff=module.diff,
+        api_versions=params["api_versions"], create_namespaces=params["create_namespaces"], prune=params["prune"],
+        workers=params["workers"], wait=params["wait"], wait_timeout=params["wait_timeout"])
     for warning in warnings:
         module.warn(warning)
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

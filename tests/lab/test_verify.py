@@ -32,7 +32,7 @@ if str(COLLECTIONS) not in sys.path:
 
 # pylint: disable=wrong-import-position
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources  # noqa: E402
-from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import get_client  # noqa: E402
+from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import Client  # noqa: E402
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy  # noqa: E402
 from ansible_collections.meshguard.egress.plugins.module_utils.verify import runner  # noqa: E402
 from ansible_collections.meshguard.egress.plugins.module_utils.verify.options import normalize_options  # noqa: E402
@@ -90,7 +90,7 @@ def _run(lab_or_kubeconfig, raw_policy, **opts):
     policy = normalize_policy(raw_policy)
     options = normalize_options(policy, opts)
     api = _api_client(kubeconfig)
-    return runner.verify_run(policy, options, client=get_client(api_client=api),
+    return runner.verify_run(policy, options, client=Client.from_api_client(api),
                              make_api=runner.thread_api_factory(api), concurrency=10)
 
 

@@ -8,9 +8,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+import collections
+
 import pytest
 
 
+from ansible_collections.meshguard.egress.plugins.module_utils import k8s_module
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.plugins.modules import access_probe
 from ansible_collections.meshguard.egress.tests.unit.plugins.modules.module_harness import run_module
@@ -31,7 +34,7 @@ def _no_cluster(*args, **kwargs):
 
 @pytest.mark.parametrize("extra", [{"_ansible_check_mode": True}, {"matrix_only": True}])
 def test_check_mode_and_matrix_only_list_the_matrix_without_a_cluster(monkeypatch, extra):
-    monkeypatch.setattr(access_probe, "get_api_client", _no_cluster)
+    monkeypatch.setattr(k8s_module, "connect", _no_cluster)
     out = _run(monkeypatch, dict({"policy": SEED}, **extra))
     assert not out.failed and out.result["changed"] is False
     assert [c["name"] for c in out.result["matrix"]] == [
@@ -57,17 +60,19 @@ def test_a_bad_policy_fails_like_the_builder(monkeypatch):
 def test_probing_uses_the_shared_connection_and_returns_the_report(monkeypatch):
     seen = {}
 
-    def fake_api_client(module):
-        seen["kubeconfig"] = module.params["kubeconfig"]
-        return "api-client"
+    # A client that compares equal to ("client", <its api_client>), as get_client(api_client) gave before.
+    fake_client = collections.namedtuple("FakeClient", "name api_client")
+
+    def fake_connect(params):
+        seen["kubeconfig"] = params["kubeconfig"]
+        return fake_client("client", "api-client")
 
     def fake_run(policy, options, client=None, make_api=None, concurrency=None, probe=None):
         seen.update(client=client, make_api=make_api, concurrency=concurrency, probe=probe, timeout=options.timeout)
         return {"matrix": [], "passed": True}
 
-    monkeypatch.setattr(access_probe, "HAS_KUBERNETES", True)  # ansible-test's unit venv has no kubernetes library
-    monkeypatch.setattr(access_probe, "get_api_client", fake_api_client)
-    monkeypatch.setattr(access_probe, "get_client", lambda api_client: ("client", api_client))
+    monkeypatch.setattr(k8s_module, "HAS_KUBERNETES", True)  # ansible-test's unit venv has no kubernetes library
+    monkeypatch.setattr(k8s_module, "connect", fake_connect)
     monkeypatch.setattr(access_probe, "thread_api_factory", lambda api_client: ("factory", api_client))
     monkeypatch.setattr(access_probe, "verify_run", fake_run)
     out = _run(monkeypatch, {"policy": SEED, "kubeconfig": "/k", "timeout": 4, "concurrency": 3})
@@ -77,8 +82,8 @@ def test_probing_uses_the_shared_connection_and_returns_the_report(monkeypatch):
 
 
 def test_probing_without_the_kubernetes_library_says_so(monkeypatch):
-    monkeypatch.setattr(access_probe, "HAS_KUBERNETES", False)
-    monkeypatch.setattr(access_probe, "KUBERNETES_IMPORT_ERROR", "No module named 'kubernetes'")
+    monkeypatch.setattr(k8s_module, "HAS_KUBERNETES", False)
+    monkeypatch.setattr(k8s_module, "KUBERNETES_IMPORT_ERROR", "No module named 'kubernetes'")
     out = _run(monkeypatch, {"policy": SEED})
     assert out.failed and "kubernetes" in out.result["msg"]
     # the matrix needs no library

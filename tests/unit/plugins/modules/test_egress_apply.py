@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.meshguard.egress.plugins.module_utils import k8s_module
 from ansible_collections.meshguard.egress.plugins.module_utils.builder import build_resources, mesh_config
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.plugins.modules import egress_apply
@@ -23,9 +24,9 @@ def _run(monkeypatch, args, client):
         created.append(module)
         return client
 
-    monkeypatch.setattr(egress_apply, "get_client", get_client)
+    monkeypatch.setattr(k8s_module, "connect", get_client)
     # The fake client stands in for the kubernetes library, which ansible-test's units venv lacks.
-    monkeypatch.setattr(egress_apply, "HAS_KUBERNETES", True)
+    monkeypatch.setattr(k8s_module, "HAS_KUBERNETES", True)
     ended = run_module(monkeypatch, egress_apply, args)
     ended.clients = len(created)
     return ended
