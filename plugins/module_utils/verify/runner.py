@@ -9,8 +9,9 @@ concurrently over the Kubernetes exec API (``kubernetes.stream.stream`` on
 pods, outcome.py's commands and judgement, report.py's report. The client (``client``: get and
 list, k8s_client.py) and the exec API (``make_api``, ``stream``) are passed in.
 
-Thread safety: ``kubernetes.stream.stream`` swaps ``ApiClient.request`` for the duration of a
-call, so two exec calls on one ApiClient race. Every worker thread therefore has its own
+Thread safety: ``kubernetes.stream.stream`` swaps a method of the ApiClient for the duration of a
+call (``ApiClient.request`` up to kubernetes 36, ``ApiClient.call_api`` from 37 on), so two exec
+calls on one ApiClient race. Every worker thread therefore has its own
 ApiClient built on the shared Configuration.
 
 Not for: deciding what to probe or what a result means (the pure rooms above).
