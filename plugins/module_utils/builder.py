@@ -8,7 +8,7 @@ policy (build_groups, build_resources, summary_lines).
 
 Beside it, one room each: the gateway workload (builder_gateway.py), the anti-bypass
 NetworkPolicies (builder_netpol.py), the skeleton every object shares (manifest.py), the
-mesh ConfigMap (meshconfig.py). Not here: validation (policy.py), files (render.py).
+mesh ConfigMap (apply/meshconfig.py). Not here: validation (policy.py), files (render.py).
 
 One function per kind. The shapes follow Istio's own egress tasks:
 - "Egress Gateways with TLS Origination" (tls: originate): ServiceEntry with ports 80/HTTP
@@ -314,7 +314,7 @@ def rule_objects(policy, rule):
     return objs
 
 
-# --- the mesh's outbound traffic policy (editing Istio's mesh ConfigMap: meshconfig.py) ----
+# --- the mesh's outbound traffic policy (editing Istio's mesh ConfigMap: apply/meshconfig.py) ----
 
 def sidecar(policy, namespace):
     return manifest(policy.api_versions["networking"], "Sidecar",

@@ -199,7 +199,7 @@ mesh_changed:
 from ansible_collections.meshguard.egress.plugins.module_utils.apply.runner import converge
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_module import ClusterModule
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import COMPONENTS
-from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import configmap_to_manage
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.meshconfig import configmap_to_manage
 
 
 def main():

@@ -11,8 +11,10 @@ the ``meshguard.egress.egress_apply`` module). One room per job:
 - ``run``: the state of one run (settings, results, outcomes, the worker pool);
 - ``prune``: deletes of what is no longer wanted, in reverse phase order;
 - ``waiter``: waiting until the gateway Deployment is Available;
-- ``errors``: ``ApplyError``, the text of an API error, the result of a failed run.
+- ``errors``: ``ApplyError``, the text of an API error, the result of a failed run;
+- ``meshconfig``: Istio's mesh ConfigMap, edited in place (the text patch and its restore, the
+  merge on the cluster), the one object apply changes that is not ours.
 
 Not here: the kinds and phases (kinds.py), labels (labels.py), the Namespace manifest
-(builder_gateway.py), Istio's mesh ConfigMap (meshconfig.py), the HTTP client (k8s_client.py).
+(builder_gateway.py), what a policy wants of the mesh (builder.mesh_config), the HTTP client (k8s_client.py).
 """

@@ -24,7 +24,7 @@ the objects, the wait) and ``apply_objects``, in named steps:
 Check mode is the API server's dry run (``dryRun=All``); nothing is written.
 
 Not here: reading (reads.py), refusing (checks.py), deleting (prune.py), waiting
-(waiter.py), the mesh ConfigMap (meshconfig.py), the Namespace manifest (builder_gateway.py).
+(waiter.py), the mesh ConfigMap (apply/meshconfig.py), the Namespace manifest (builder_gateway.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -46,7 +46,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.k8s_client import
 from ansible_collections.meshguard.egress.plugins.module_utils.kinds import PHASE_NAMES, phase_of
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     COMPONENT_GATEWAY, COMPONENT_RULE, COMPONENTS, is_owned, select_components)
-from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import mesh_configmap
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.meshconfig import mesh_configmap
 
 
 def converge(client, resources, policy_name, components, *, state="present", mesh=None, force=False,

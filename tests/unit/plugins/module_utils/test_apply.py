@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshguard.egress developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The apply engine (module_utils/apply/) and the mesh ConfigMap (module_utils/meshconfig.py)
+"""The apply engine (module_utils/apply/) and the mesh ConfigMap (module_utils/apply/meshconfig.py)
 against an in-memory API (fake_k8s.FakeClient).
 
 What the real API server does (server-side apply, dry run, strict validation, RBAC) is
@@ -28,7 +28,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.builder import bu
 from ansible_collections.meshguard.egress.plugins.module_utils.kinds import phase_of
 from ansible_collections.meshguard.egress.plugins.module_utils.labels import (
     ANNOTATION_HOSTS, LABEL_COMPONENT, LABEL_POLICY, LABEL_RULE, MESH_PREVIOUS_ANNOTATION)
-from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import mesh_configmap
+from ansible_collections.meshguard.egress.plugins.module_utils.apply.meshconfig import mesh_configmap
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 
 from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils.fake_k8s import FakeClient
@@ -405,7 +405,7 @@ def test_wait_available_returns_when_available_and_names_the_laggard_on_timeout(
 
 
 def test_the_mesh_configmap_is_managed_only_for_its_component_and_method():
-    from ansible_collections.meshguard.egress.plugins.module_utils.meshconfig import configmap_to_manage
+    from ansible_collections.meshguard.egress.plugins.module_utils.apply.meshconfig import configmap_to_manage
     mesh = {"manage": True, "method": "configmap", "namespace": "istio-system", "configmap": "istio",
             "outbound_policy": "REGISTRY_ONLY"}
     assert configmap_to_manage(mesh, ["mesh-config"]) is mesh

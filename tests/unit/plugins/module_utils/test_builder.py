@@ -16,7 +16,7 @@ import re
 import yaml
 
 from ansible_collections.meshguard.egress.plugins.module_utils import builder
-from ansible_collections.meshguard.egress.plugins.module_utils import meshconfig
+from ansible_collections.meshguard.egress.plugins.module_utils.apply import meshconfig
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
 from ansible_collections.meshguard.egress.plugins.module_utils.render import render_files
 

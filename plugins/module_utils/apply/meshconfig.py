@@ -13,7 +13,7 @@ before the first change and the policies that asked for it are kept in the annot
 
 Not here: what a policy wants of the mesh, whichever method (``builder.mesh_config``, next to
 the Sidecars of method ``sidecar``: rendering must not load this room, which imports the
-client), the apply engine (apply/).
+client), the objects apply owns (the other rooms of apply/).
 """
 
 from __future__ import absolute_import, division, print_function
