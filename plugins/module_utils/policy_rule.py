@@ -22,7 +22,7 @@ from ansible_collections.meshguard.egress.plugins.module_utils.policy_model impo
     RESERVED_RULE_NAMES, RULE_KEYS, TLS_MODES, Identity, Rule)
 from ansible_collections.meshguard.egress.plugins.module_utils.validation import (
     as_bool, as_dict, as_int, as_list, as_str, check_label, enum, host_problem, identity_text, is_dns_subdomain,
-    parse_identity, path_problem, unknown_keys)
+    parse_identity, path_problem, unique_items, unknown_keys)
 
 
 def normalize_rules(errs, raw_rules, allow_empty):
@@ -137,32 +137,23 @@ def check_http(errs, where, value, tls):
     return (sorted(methods) if methods else None), (sorted(paths) if paths else None)
 
 
+def _method_problem(method):
+    if not isinstance(method, str) or method not in HTTP_METHODS:
+        return "%r is not an HTTP method (one of %s, uppercase)" % (method, ", ".join(HTTP_METHODS))
+    return None
+
+
+def _path_problem(path):
+    problem = path_problem(path)
+    return "%r: %s" % (path, problem) if problem else None
+
+
 def _http_methods(errs, where, value):
-    methods = []
-    for m_index, method in enumerate(as_list(errs, where, value, required=True,
-                                             empty_hint="omit `methods` to allow all")):
-        item = "%s[%d]" % (where, m_index)
-        if not isinstance(method, str) or method not in HTTP_METHODS:
-            errs.add(item, "%r is not an HTTP method (one of %s, uppercase)" % (method, ", ".join(HTTP_METHODS)))
-        elif method in methods:
-            errs.add(item, "duplicate method %r" % method)
-        else:
-            methods.append(method)
-    return methods
+    return unique_items(errs, where, value, "method", _method_problem, empty_hint="omit `methods` to allow all")
 
 
 def _http_paths(errs, where, value):
-    paths = []
-    for p_index, path in enumerate(as_list(errs, where, value, required=True, empty_hint="omit `paths` to allow all")):
-        item = "%s[%d]" % (where, p_index)
-        problem = path_problem(path)
-        if problem:
-            errs.add(item, "%r: %s" % (path, problem))
-        elif path in paths:
-            errs.add(item, "duplicate path %r" % path)
-        else:
-            paths.append(path)
-    return paths
+    return unique_items(errs, where, value, "path", _path_problem, empty_hint="omit `paths` to allow all")
 
 
 def check_dry_run(errs, where, value):

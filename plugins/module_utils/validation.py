@@ -136,6 +136,24 @@ def as_list(errs, where, value, required=False, empty_hint=None):
     return list(value)
 
 
+def unique_items(errs, where, value, what, problem, empty_hint=None):
+    """A required, non-empty list whose items are each valid and listed once, in input order.
+
+    `problem(item)` is the message for an invalid item (None when it is valid); a repeated item is
+    reported as a duplicate `what`. Each problem names the item's index."""
+    items = []
+    for index, item in enumerate(as_list(errs, where, value, required=True, empty_hint=empty_hint)):
+        at = "%s[%d]" % (where, index)
+        message = problem(item)
+        if message:
+            errs.add(at, message)
+        elif item in items:
+            errs.add(at, "duplicate %s %r" % (what, item))
+        else:
+            items.append(item)
+    return items
+
+
 def enum(errs, where, value, choices, default):
     """One of `choices` (strings), or None when the value is another."""
     value = as_str(errs, where, value, default)

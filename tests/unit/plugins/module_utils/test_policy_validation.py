@@ -233,3 +233,15 @@ def test_an_identity_is_shown_one_way():
     assert "rules[0] (baidu).allow[1]: duplicate entry 'ci/*'" in err.value.errors
     policy = normalize_policy(_policy(_rule(allow=["shop/checkout", "ci"])))
     assert summary_lines(policy, build_resources(policy))[1].endswith("<- ci/*, shop/checkout")
+
+
+def test_http_limits_name_each_bad_or_repeated_item():
+    with pytest.raises(PolicyError) as err:
+        normalize_policy(_policy(_rule(http={"methods": ["GET", "get", "GET"], "paths": ["/a", "a", "/a", "/b*"]})))
+    assert err.value.errors == [
+        "rules[0] (baidu).http.methods[1]: 'get' is not an HTTP method (one of %s, uppercase)"
+        % "CONNECT, DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT, TRACE",
+        "rules[0] (baidu).http.methods[2]: duplicate method 'GET'",
+        "rules[0] (baidu).http.paths[1]: 'a': must start with '/' (or '*' for a suffix match)",
+        "rules[0] (baidu).http.paths[2]: duplicate path '/a'",
+    ]
