@@ -160,7 +160,10 @@ options:
         type: bool
         default: true
       outbound_policy:
-        description: The mode to set.
+        description:
+          - The mode to set.
+          - V(ALLOW_ANY) with rules is refused unless O(mesh.allow_fail_open=true) (pods would reach
+            every host around the egress gateway).
         type: str
         choices: [REGISTRY_ONLY, ALLOW_ANY]
         default: REGISTRY_ONLY
@@ -180,7 +183,9 @@ options:
         choices: [mesh, namespaces]
         default: mesh
       namespaces:
-        description: Namespaces for O(mesh.scope=namespaces).
+        description:
+          - Namespaces for O(mesh.scope=namespaces).
+          - Must include every namespace a rule allows, unless O(mesh.allow_fail_open=true).
         type: list
         elements: str
       istio_namespace:
@@ -193,6 +198,13 @@ options:
       configmap:
         description: Mesh ConfigMap name. Defaults to C(istio) or C(istio-<revision>).
         type: str
+      allow_fail_open:
+        description:
+          - Accept an outbound policy that leaves callers the rules allow on C(ALLOW_ANY)
+            (O(mesh.outbound_policy=ALLOW_ANY), or O(mesh.scope=namespaces) without an allowed
+            namespace), for example while migrating. Without it such a policy is refused.
+        type: bool
+        default: false
   trust_domain:
     description: The mesh trust domain used in principals C(<trust_domain>/ns/<ns>/sa/<sa>); written lower-case.
     type: str

@@ -54,6 +54,7 @@ def normalize_policy(raw):
     allow_empty = as_bool(errs, "allow_empty", raw.get("allow_empty"), TOP_DEFAULTS["allow_empty"])
     rules = normalize_rules(errs, raw.get("rules"), allow_empty)
     check_across_rules(errs, rules, name_prefix, gateway["namespace"])
+    check_mesh_fails_closed(errs, mesh, rules)
     if errs.items:
         raise PolicyError(errs.items)
     return Policy(rules=sorted(rules, key=lambda r: r.name), gateway=gateway, mesh=mesh,
@@ -119,3 +120,32 @@ def check_gateway_namespace_not_client(errs, rules, gateway_namespace):
                          "namespace %r is the gateway's namespace, which is reserved for the gateway: only the "
                          "gateway can reach the external TLS ports there, and the anti-bypass NetworkPolicies "
                          "leave it open (docs/security.md)" % ident.namespace)
+
+
+# --------------------------------------------------------------------------------------------
+# The outbound policy against the rules
+
+FAIL_OPEN_HINT = "set mesh.allow_fail_open: true if that is what you mean (e.g. while migrating)"
+
+
+def check_mesh_fails_closed(errs, mesh, rules):
+    """An outbound policy that leaves allowed callers on ALLOW_ANY is refused unless the user says
+    it is meant (mesh.allow_fail_open). Under ALLOW_ANY a sidecar sends traffic for an address no
+    ServiceEntry names straight out (Istio's PassthroughCluster), so a pod reaches every other host,
+    and a rule's host too by its address, without passing the gateway."""
+    if not rules or mesh.get("allow_fail_open") or not mesh.get("outbound_policy"):
+        return
+    if mesh["outbound_policy"] == "ALLOW_ANY":
+        errs.add("mesh.outbound_policy", "ALLOW_ANY with rules fails open: every pod can still reach every host "
+                                         "(the rules' hosts too, by address) without the egress gateway, so the "
+                                         "rules restrict nothing; use REGISTRY_ONLY, or " + FAIL_OPEN_HINT)
+        return
+    if mesh.get("scope") != "namespaces" or not mesh.get("namespaces"):
+        return
+    for rule in rules:
+        outside = sorted(set(i.namespace for i in rule.allow) - set(mesh["namespaces"]))
+        if outside:
+            errs.add("mesh.namespaces", "does not cover %s, which rules[%d] (%s) allows: pods there stay ALLOW_ANY "
+                                        "and reach every host without the egress gateway; add %s, or %s"
+                     % (", ".join(outside), rule.index, rule.name, "them" if len(outside) > 1 else "it",
+                        FAIL_OPEN_HINT))

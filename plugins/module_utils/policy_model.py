@@ -56,7 +56,7 @@ GATEWAY_KEYS = ("name", "namespace", "labels", "service_ports", "container_ports
                 "manage", "replicas", "service_account")
 PORT_KEYS = ("http", "https")
 MESH_KEYS = ("manage", "outbound_policy", "method", "scope", "namespaces", "istio_namespace",
-             "revision", "configmap")
+             "revision", "configmap", "allow_fail_open")
 API_KEYS = ("networking", "security")
 NETPOL_KEYS = ("enabled", "namespaces", "namespace_selector", "exclude_namespaces", "allowed_cidrs")
 TOP_KEYS = ("rules", "gateway", "mesh", "trust_domain", "cluster_domain", "api_versions",

@@ -125,6 +125,9 @@ def normalize_mesh(errs, raw, gateway):
                                 OUTBOUND_POLICIES, "REGISTRY_ONLY"),
         "method": method, "scope": scope, "namespaces": sorted(namespaces),
         "istio_namespace": istio_namespace, "revision": revision, "configmap": configmap,
+        # The user's word that an outbound policy leaving allowed callers ALLOW_ANY is meant
+        # (policy.check_mesh_fails_closed).
+        "allow_fail_open": as_bool(errs, where + ".allow_fail_open", mesh.get("allow_fail_open"), False),
     }
 
 

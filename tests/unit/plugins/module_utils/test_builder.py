@@ -196,7 +196,7 @@ def test_existing_gateway_is_not_built():
 
 def test_sidecar_method_scopes():
     objs = _build({"rules": [_rule()], "mesh": {"method": "sidecar", "scope": "namespaces",
-                                                "namespaces": ["b", "a"]}})
+                                                "namespaces": ["b", "a"], "allow_fail_open": True}})
     sidecars = _by_kind(objs, "Sidecar")
     assert [s["metadata"]["namespace"] for s in sidecars] == ["a", "b"]
     assert sidecars[0]["spec"] == {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}

@@ -245,3 +245,28 @@ def test_http_limits_name_each_bad_or_repeated_item():
         "rules[0] (baidu).http.paths[1]: 'a': must start with '/' (or '*' for a suffix match)",
         "rules[0] (baidu).http.paths[2]: duplicate path '/a'",
     ]
+
+
+def test_an_outbound_policy_that_fails_open_is_refused_unless_meant():
+    """ALLOW_ANY with rules, or a namespace scope that leaves an allowed namespace out, lets pods
+    reach hosts around the gateway (issue 13, item 6)."""
+    with pytest.raises(PolicyError) as err:
+        normalize_policy(_policy(_rule(), mesh={"outbound_policy": "ALLOW_ANY"}))
+    assert err.value.errors == [
+        "mesh.outbound_policy: ALLOW_ANY with rules fails open: every pod can still reach every host (the "
+        "rules' hosts too, by address) without the egress gateway, so the rules restrict nothing; use "
+        "REGISTRY_ONLY, or set mesh.allow_fail_open: true if that is what you mean (e.g. while migrating)"]
+    scoped = {"method": "sidecar", "scope": "namespaces", "namespaces": ["shop"]}
+    with pytest.raises(PolicyError) as err:
+        normalize_policy(_policy(_rule(allow=["shop/checkout", "ci", "reports/app"]), mesh=scoped))
+    assert err.value.errors == [
+        "mesh.namespaces: does not cover ci, reports, which rules[0] (baidu) allows: pods there stay ALLOW_ANY "
+        "and reach every host without the egress gateway; add them, or set mesh.allow_fail_open: true if that "
+        "is what you mean (e.g. while migrating)"]
+    # meant: accepted as written
+    assert normalize_policy(_policy(_rule(), mesh={"outbound_policy": "ALLOW_ANY", "allow_fail_open": "yes"}))
+    policy = normalize_policy(_policy(_rule(allow=["shop/checkout", "ci"]), mesh=dict(scoped, allow_fail_open=True)))
+    assert policy.mesh["allow_fail_open"] is True
+    # covered, or no rules: nothing to refuse
+    assert normalize_policy(_policy(_rule(allow=["shop/checkout"]), mesh=scoped)).mesh["allow_fail_open"] is False
+    assert normalize_policy({"rules": [], "allow_empty": True, "mesh": {"outbound_policy": "ALLOW_ANY"}})

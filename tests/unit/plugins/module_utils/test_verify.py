@@ -176,7 +176,7 @@ def test_expectations_agree_with_the_emitted_policies_on_random_policies(raw):
 
 
 def test_no_registry_only_means_no_unlisted_or_bypass_case():
-    raw = dict(SEED, mesh={"outbound_policy": "ALLOW_ANY"})
+    raw = dict(SEED, mesh={"outbound_policy": "ALLOW_ANY", "allow_fail_open": True})
     policy, options, (cases, excluded, notes) = _matrix(raw)
     assert [c["kind"] for c in cases] == ["allowed", "denied"]
     assert any("no unlisted-host case" in n for n in notes)
@@ -186,7 +186,7 @@ def test_no_registry_only_means_no_unlisted_or_bypass_case():
 def test_scoped_registry_only_picks_a_caller_in_scope():
     raw = {"rules": [{"name": "a", "hosts": ["a.example.com"], "allow": ["team-a/app"]},
                      {"name": "b", "hosts": ["b.example.com"], "allow": ["team-b/app"]}],
-           "mesh": {"method": "sidecar", "scope": "namespaces", "namespaces": ["team-b"]}}
+           "mesh": {"method": "sidecar", "scope": "namespaces", "namespaces": ["team-b"], "allow_fail_open": True}}
     names = _names(raw)
     assert "unlisted team-b/app -> example.com" in names
     assert "bypass team-b/app -> b.example.com:443" in names
