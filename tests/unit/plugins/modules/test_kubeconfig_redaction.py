@@ -14,7 +14,6 @@ __metaclass__ = type
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -22,6 +21,7 @@ import pytest
 
 from ansible_collections.meshguard.egress.plugins.module_utils.k8s_module import kubeconfig_secrets
 from ansible_collections.meshguard.egress.plugins.module_utils.policy import normalize_policy
+from ansible_collections.meshguard.egress.tests.unit.plugins.module_utils.test_k8s_client import closed_port
 
 TOKEN = "meshguard-secret-token-5d1c9e"
 KEY_DATA = "bWVzaGd1YXJkLWNsaWVudC1rZXk="
@@ -48,14 +48,6 @@ def test_the_secrets_of_a_kubeconfig():
     assert kubeconfig_secrets("/home/me/.kube/config") == set()
 
 
-def _closed_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 PLAY = """
 - hosts: localhost
   gather_facts: false
@@ -78,7 +70,7 @@ PLAY = """
 @pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="no ansible-playbook next to this Python")
 def test_no_kubeconfig_secret_in_results_or_verbose_output(tmp_path):
     pytest.importorskip("kubernetes")
-    server = "https://127.0.0.1:%d" % _closed_port()
+    server = "https://127.0.0.1:%d" % closed_port()
     (tmp_path / "play.yml").write_text(PLAY)
     (tmp_path / "vars.json").write_text(json.dumps({"kc": _kubeconfig(server), "policy": POLICY,
                                                    "out": str(tmp_path / "out.json")}))
